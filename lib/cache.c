@@ -1,0 +1,340 @@
+/*
+ * Caches and their classes: creation, the default cache, counting, walking
+ * the ready objects, and the final free that destroys every object.
+ *
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+/* ---- creation ------------------------------------------------------------------- */
+
+static uint64_t random_seed(void)
+{
+	uint64_t seed = 0;
+	if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != (ssize_t)sizeof seed) {
+		/* No entropy yet (early boot): still differ between caches. */
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		seed = ((uint64_t)now.tv_sec << 30) ^ (uint64_t)now.tv_nsec ^ (uint64_t)(uintptr_t)&seed;
+	}
+	return seed != 0 ? seed : 1;
+}
+
+static unsigned int round_up_pow2(unsigned int n)
+{
+	unsigned int p = 1;
+	while (p < n)
+		p <<= 1;
+	return p;
+}
+
+/* The options the caller's header knew about, the rest defaulted. */
+static int options_read(const memento_cache_options *in, memento_cache_options *out)
+{
+	*out = (memento_cache_options)MEMENTO_CACHE_OPTIONS_INIT;
+	if (in == NULL)
+		return 0;
+	if (in->size < sizeof in->size)
+		return -EINVAL;
+	memcpy(out, in, in->size < sizeof *out ? in->size : sizeof *out);
+	out->size = sizeof *out;
+	if (out->shards > MEMENTO_SHARDS_MAX)
+		return -EINVAL;
+	return 0;
+}
+
+static void cache_destroy(memento_cache *cache, unsigned int shards_ready);
+
+int memento_cache_new_with(memento_cache **out, const memento_cache_options *options)
+{
+	memento_cache_options opt;
+	if (out == NULL)
+		return -EINVAL;
+	int rc = options_read(options, &opt);
+	if (rc != 0)
+		return rc;
+
+	memento_cache *cache = calloc(1, sizeof *cache);
+	if (cache == NULL)
+		return -ENOMEM;
+	cache->seed = opt.seed != 0 ? opt.seed : random_seed();
+	cache->nshards = round_up_pow2(opt.shards != 0 ? opt.shards : MEMENTO_SHARDS_DEFAULT);
+	cache->shard_shift = 64u - (unsigned int)__builtin_ctz(cache->nshards);
+	ck_epoch_init(&cache->epoch);
+	if (pthread_mutex_init(&cache->class_lock, NULL) != 0) {
+		free(cache);
+		return -ENOMEM;
+	}
+
+	cache->shards = memento__zalloc_aligned(cache->nshards * sizeof *cache->shards);
+	if (cache->shards == NULL) {
+		cache_destroy(cache, 0);
+		return -ENOMEM;
+	}
+	/* ck_hs grows when half full: room for twice the expected entries. */
+	size_t per_shard = opt.initial_capacity / cache->nshards + 1;
+	unsigned long slots = per_shard > (SIZE_MAX / 4) ? SIZE_MAX / 2 : 2 * per_shard;
+	for (unsigned int i = 0; i < cache->nshards; i++) {
+		rc = memento__shard_init(&cache->shards[i], cache, slots, cache->seed);
+		if (rc != 0) {
+			cache_destroy(cache, i);
+			return rc;
+		}
+	}
+	memento__registry_add(cache);
+	*out = cache;
+	return 0;
+}
+
+int memento_cache_new(memento_cache **cache)
+{
+	return memento_cache_new_with(cache, NULL);
+}
+
+/* ---- the default cache ----------------------------------------------------------- */
+
+static _Atomic(memento_cache *) default_cache;
+static pthread_mutex_t default_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+memento_cache *memento_default_cache(void)
+{
+	/* Acquire: pairs with the release below; the cache is initialised. */
+	memento_cache *cache = atomic_load_explicit(&default_cache, memory_order_acquire);
+	if (MEMENTO__LIKELY(cache != NULL))
+		return cache;
+	pthread_mutex_lock(&default_cache_lock);
+	cache = atomic_load_explicit(&default_cache, memory_order_relaxed);
+	if (cache == NULL && memento_cache_new(&cache) == 0)
+		atomic_store_explicit(&default_cache, cache, memory_order_release);
+	pthread_mutex_unlock(&default_cache_lock);
+	return cache;
+}
+
+/* ---- classes ----------------------------------------------------------------------- */
+
+/* Under class_lock. */
+static memento_class *class_named(memento_cache *cache, const char *name)
+{
+	for (uint32_t i = 0; i < cache->nclasses; i++)
+		if (strcmp(cache->classes[i]->name, name) == 0)
+			return cache->classes[i];
+	return NULL;
+}
+
+/* Under class_lock. */
+static int class_add(memento_cache *cache, const memento_class_desc *desc, memento_class **out)
+{
+	if (class_named(cache, desc->name) != NULL)
+		return -EEXIST;
+	if (cache->nclasses == UINT32_MAX)
+		return -ENOMEM;
+	if (cache->nclasses == cache->capclasses) {
+		uint32_t cap = cache->capclasses != 0 ? 2 * cache->capclasses : 8;
+		memento_class **grown = realloc(cache->classes, cap * sizeof *grown);
+		if (grown == NULL)
+			return -ENOMEM;
+		cache->classes = grown;
+		cache->capclasses = cap;
+	}
+	memento_class *cls = calloc(1, sizeof *cls);
+	char *name = strdup(desc->name);
+	if (cls == NULL || name == NULL) {
+		free(cls);
+		free(name);
+		return -ENOMEM;
+	}
+	cls->cache = cache;
+	cls->name = name;
+	cls->key = desc->key;
+	cls->create = desc->create;
+	cls->destroy = desc->destroy;
+	cls->ctx = desc->ctx;
+	cls->index = cache->nclasses;
+	/* Each class hashes with its own seed: equal keys of two classes land
+	 * apart (the compare also checks the class). */
+	cls->seed = cache->seed ^ ((uint64_t)(cls->index + 1) * 0x9E3779B97F4A7C15ull);
+	cache->classes[cache->nclasses++] = cls;
+	*out = cls;
+	return 0;
+}
+
+int memento_class_new(memento_cache *cache, const memento_class_desc *desc, memento_class **cls)
+{
+	if (cache == NULL || desc == NULL || cls == NULL || desc->name == NULL ||
+	    desc->key == NULL || desc->create == NULL)
+		return -EINVAL;
+	pthread_mutex_lock(&cache->class_lock);
+	int rc = class_add(cache, desc, cls);
+	pthread_mutex_unlock(&cache->class_lock);
+	return rc;
+}
+
+int memento_class_find(memento_cache *cache, const char *name, memento_class **cls)
+{
+	if (cache == NULL || name == NULL || cls == NULL)
+		return -EINVAL;
+	pthread_mutex_lock(&cache->class_lock);
+	memento_class *found = class_named(cache, name);
+	pthread_mutex_unlock(&cache->class_lock);
+	if (found == NULL)
+		return -ENOENT;
+	*cls = found;
+	return 0;
+}
+
+const char *memento_class_name(const memento_class *cls)
+{
+	return cls != NULL ? cls->name : NULL;
+}
+
+memento_cache *memento_class_cache(const memento_class *cls)
+{
+	return cls != NULL ? cls->cache : NULL;
+}
+
+/* ---- reading the whole cache ------------------------------------------------------ */
+
+size_t memento_count(memento_cache *cache)
+{
+	if (cache == NULL)
+		return 0;
+	size_t n = 0;
+	for (unsigned int i = 0; i < cache->nshards; i++)
+		n += atomic_load_explicit(&cache->shards[i].count, memory_order_relaxed);
+	return n;
+}
+
+int memento_foreach(memento_cache *cache, memento_visit_fn visit, void *ctx)
+{
+	if (cache == NULL || visit == NULL)
+		return -EINVAL;
+	struct memento__tcache *tc = memento__tcache_for(cache);
+	if (tc == NULL)
+		return -ENOMEM;
+	int rc = 0;
+	for (unsigned int i = 0; i < cache->nshards && rc == 0; i++) {
+		struct memento__shard *shard = &cache->shards[i];
+		ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
+		void *p;
+		/* One section for the whole walk keeps the iterator's map alive. */
+		ck_epoch_begin(&tc->epoch, NULL);
+		while (rc == 0 && ck_hs_next_spmc(&shard->hs, &it, &p)) {
+			struct memento__entry *e = p;
+			MEMENTO__TSAN_ACQUIRE(e); /* published by ck_hs_put */
+			/* Acquire: pairs with the release that published obj. */
+			uint32_t s = atomic_load_explicit(&e->state, memory_order_acquire);
+			if ((s & (MEMENTO__PHASE | MEMENTO__UNLINKED)) == MEMENTO__READY)
+				rc = visit((memento_class *)e->ref.cls, e->obj, ctx);
+		}
+		MEMENTO__TSAN_RELEASE(&cache->epoch);
+		ck_epoch_end(&tc->epoch, NULL);
+	}
+	return rc;
+}
+
+/* ---- freeing ------------------------------------------------------------------------ */
+
+/* Merges two lists sorted by descending seq. */
+static struct memento__entry *merge_newest_first(struct memento__entry *a,
+                                                 struct memento__entry *b)
+{
+	struct memento__entry head, *tail = &head;
+	while (a != NULL && b != NULL) {
+		struct memento__entry **from = a->seq > b->seq ? &a : &b;
+		tail->link.next = *from;
+		tail = *from;
+		*from = (*from)->link.next;
+	}
+	tail->link.next = a != NULL ? a : b;
+	return head.link.next;
+}
+
+/* Sorts a list newest first without allocating (memento_cache_free cannot fail). */
+static struct memento__entry *sort_newest_first(struct memento__entry *list)
+{
+	if (list == NULL || list->link.next == NULL)
+		return list;
+	struct memento__entry *slow = list, *fast = list->link.next;
+	while (fast != NULL && fast->link.next != NULL) {
+		slow = slow->link.next;
+		fast = fast->link.next->link.next;
+	}
+	struct memento__entry *second = slow->link.next;
+	slow->link.next = NULL;
+	return merge_newest_first(sort_newest_first(list), sort_newest_first(second));
+}
+
+/* Every entry that holds an object, linked or retired, on one list. */
+static struct memento__entry *collect_objects(memento_cache *cache)
+{
+	struct memento__entry *all = NULL;
+	for (unsigned int i = 0; i < cache->nshards; i++) {
+		struct memento__shard *shard = &cache->shards[i];
+		ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
+		void *p;
+		while (ck_hs_next(&shard->hs, &it, &p)) {
+			struct memento__entry *e = p;
+			e->link.next = all;
+			all = e;
+		}
+		while (shard->retired != NULL) {
+			struct memento__entry *e = shard->retired;
+			shard->retired = e->link.next;
+			e->link.next = all;
+			all = e;
+		}
+	}
+	return all;
+}
+
+static void cache_destroy(memento_cache *cache, unsigned int shards_ready)
+{
+	for (unsigned int i = 0; i < shards_ready; i++)
+		memento__shard_destroy(&cache->shards[i]);
+	struct memento__tcache *tc = atomic_load_explicit(&cache->tcaches, memory_order_relaxed);
+	while (tc != NULL) {
+		struct memento__tcache *next = tc->next;
+		for (int s = 0; s < MEMENTO__COUNTER_SEGMENTS; s++)
+			free(atomic_load_explicit(&tc->segments[s], memory_order_relaxed));
+		free(tc);
+		tc = next;
+	}
+	for (uint32_t i = 0; i < cache->nclasses; i++) {
+		free(cache->classes[i]->name);
+		free(cache->classes[i]);
+	}
+	free(cache->classes);
+	free(cache->shards);
+	pthread_mutex_destroy(&cache->class_lock);
+	free(cache);
+}
+
+void memento_cache_free(memento_cache *cache)
+{
+	if (cache == NULL)
+		return;
+	/* From here no exiting thread touches this cache's records. */
+	memento__registry_remove(cache);
+
+	/* Objects built from other objects (create calling memento_get) were
+	 * published after them: destroying newest first frees users first. */
+	struct memento__entry *e = sort_newest_first(collect_objects(cache));
+	while (e != NULL) {
+		struct memento__entry *next = e->link.next;
+		const memento_class *cls = e->ref.cls;
+		/* Only READY entries can remain: every creation has returned. */
+		if ((atomic_load_explicit(&e->state, memory_order_relaxed) & MEMENTO__PHASE) ==
+		            MEMENTO__READY &&
+		    cls->destroy != NULL)
+			cls->destroy(e->obj, cls->ctx);
+		memento__entry_free(e);
+		e = next;
+	}
+	cache_destroy(cache, cache->nshards);
+}

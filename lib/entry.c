@@ -1,0 +1,168 @@
+/*
+ * An entry's life: CREATING (one owner runs create), then READY (holds the
+ * object until the cache is freed) or FAILED (unlinked, freed once the last
+ * waiter and the last reader are gone).  Waiters sleep on the state word,
+ * a Linux futex; the finishing owner wakes them only if one announced itself
+ * with the WAITERS bit.
+ *
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+struct memento__entry *memento__entry_new(const struct memento__keyref *probe,
+                                          struct memento__thread *owner)
+{
+	struct memento__entry *e = malloc(sizeof *e + probe->len);
+	if (e == NULL)
+		return NULL;
+	memcpy(e->key, probe->bytes, probe->len);
+	e->ref = (struct memento__keyref){
+		.hash = probe->hash,
+		.cls = probe->cls,
+		.bytes = e->key,
+		.len = probe->len,
+	};
+	atomic_init(&e->state, MEMENTO__CREATING);
+	e->error = 0;
+	e->obj = NULL;
+	atomic_init(&e->owner, owner);
+	atomic_init(&e->refs, 1); /* the creator's */
+	e->seq = 0;
+	e->link.next = NULL;
+	return e;
+}
+
+void memento__entry_free(struct memento__entry *e)
+{
+	free(e);
+}
+
+/*
+ * Takes a waiter's reference, unless the entry already failed and lost its
+ * last one (then it is waiting for a grace period to be freed).  The caller
+ * is in an epoch section or holds the shard lock, so e is still readable.
+ */
+bool memento__entry_ref(struct memento__entry *e)
+{
+	uint32_t n = atomic_load_explicit(&e->refs, memory_order_relaxed);
+	do {
+		if (n == 0)
+			return false;
+	} while (!atomic_compare_exchange_weak_explicit(&e->refs, &n, n + 1, memory_order_relaxed,
+	                                                memory_order_relaxed));
+	return true;
+}
+
+void memento__entry_unref(struct memento__entry *e)
+{
+	/* Acq_rel: every holder's reads of e happen before the free. */
+	if (atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) == 1)
+		memento__shard_defer_free(memento__shard_of(e->ref.cls->cache, e->ref.hash), e);
+}
+
+/*
+ * Moves a CREATING entry to phase `to`, keeping the UNLINKED bit, and wakes
+ * the sleepers.  Returns the state it replaced.
+ */
+static uint32_t entry_finish(struct memento__entry *e, uint32_t to)
+{
+	/* The owner edge goes first: a deadlock walk that still sees this
+	 * thread as owner must not find it waiting on anything newer. */
+	atomic_store_explicit(&e->owner, NULL, memory_order_release);
+	uint32_t old = atomic_load_explicit(&e->state, memory_order_relaxed);
+	/* Release: obj and error are visible to whoever acquires the phase. */
+	while (!atomic_compare_exchange_weak_explicit(&e->state, &old,
+	                                              to | (old & MEMENTO__UNLINKED),
+	                                              memory_order_release, memory_order_relaxed))
+		;
+	if (old & MEMENTO__WAITERS)
+		syscall(SYS_futex, &e->state, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+	return old;
+}
+
+/*
+ * The owner's success.  If memento_forget detached the entry meanwhile, the
+ * object is retired here, since forget saw no object to retire.
+ */
+void memento__entry_publish(struct memento__entry *e, void *obj)
+{
+	memento_cache *cache = e->ref.cls->cache;
+	e->obj = obj;
+	e->seq = atomic_fetch_add_explicit(&cache->next_seq, 1, memory_order_relaxed);
+	uint32_t old = entry_finish(e, MEMENTO__READY);
+	if (old & MEMENTO__UNLINKED) {
+		struct memento__shard *shard = memento__shard_of(cache, e->ref.hash);
+		memento__shard_lock(shard);
+		e->link.next = shard->retired;
+		shard->retired = e;
+		memento__shard_unlock(shard);
+	}
+}
+
+/*
+ * The owner's failure (an error from create, or its thread died): unlink,
+ * hand err to every waiter, drop the owner's reference.
+ */
+void memento__entry_fail(struct memento__entry *e, int err)
+{
+	struct memento__shard *shard = memento__shard_of(e->ref.cls->cache, e->ref.hash);
+	memento__shard_lock(shard);
+	if (!(atomic_load_explicit(&e->state, memory_order_relaxed) & MEMENTO__UNLINKED))
+		memento__shard_unlink(shard, e);
+	memento__shard_unlock(shard);
+	e->error = err;
+	entry_finish(e, MEMENTO__FAILED);
+	memento__entry_unref(e);
+}
+
+/* Sleeps while the word holds `expected`; false only when deadline passed. */
+static bool futex_wait_until(_Atomic uint32_t *word, uint32_t expected,
+                             const struct timespec *deadline)
+{
+	/* WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline (WAIT takes a
+	 * relative one). */
+	long r = syscall(SYS_futex, word, FUTEX_WAIT_BITSET_PRIVATE, expected, deadline, NULL,
+	                 FUTEX_BITSET_MATCH_ANY);
+	return r == 0 || errno != ETIMEDOUT;
+}
+
+/*
+ * Waits, holding a reference, until e leaves CREATING or deadline passes.
+ * Returns 0 (READY), the creation's error (FAILED) or -ETIMEDOUT.
+ */
+int memento__entry_wait(struct memento__entry *e, const struct timespec *deadline)
+{
+	for (;;) {
+		/* Acquire: pairs with the release in entry_finish. */
+		uint32_t s = atomic_load_explicit(&e->state, memory_order_acquire);
+		switch (s & MEMENTO__PHASE) {
+		case MEMENTO__READY:
+			return 0;
+		case MEMENTO__FAILED:
+			return e->error;
+		default:
+			break;
+		}
+		if (!(s & MEMENTO__WAITERS)) {
+			if (!atomic_compare_exchange_weak_explicit(&e->state, &s, s | MEMENTO__WAITERS,
+			                                           memory_order_relaxed,
+			                                           memory_order_relaxed))
+				continue;
+			s |= MEMENTO__WAITERS;
+		}
+		if (!futex_wait_until(&e->state, s, deadline)) {
+			/* One last look: the creation may have finished at the deadline. */
+			s = atomic_load_explicit(&e->state, memory_order_acquire);
+			if ((s & MEMENTO__PHASE) == MEMENTO__CREATING)
+				return -ETIMEDOUT;
+		}
+	}
+}

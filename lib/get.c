@@ -1,0 +1,312 @@
+/*
+ * The get protocol (see DESIGN.md):
+ *
+ *   key   = cls->key(args)            built in the thread's scratch buffer
+ *   hash  = XXH3(key, class seed)     once
+ *   epoch section { ck_hs_get; READY -> return obj }      the hit path
+ *   miss: shard lock { recheck; link a CREATING entry owned by this thread }
+ *         create() outside every lock; publish or fail; wake the waiters
+ *   CREATING seen: take a reference, leave the section, then sleep
+ *
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+/* One call's view of its key, from key callback to the end of the lookup. */
+struct lookup {
+	memento_class *cls;
+	struct memento__tcache *tc;
+	struct memento__shard *shard;
+	struct memento__counters *counters;
+	struct memento__keyref probe;
+	unsigned char *heap_bytes; /* when the scratch buffer was busy */
+};
+
+static void lookup_end(struct lookup *lk)
+{
+	if (lk->heap_bytes != NULL) {
+		free(lk->heap_bytes);
+		lk->heap_bytes = NULL;
+	} else if (lk->probe.bytes != NULL) {
+		lk->tc->thread->scratch_busy = false;
+	}
+	lk->probe.bytes = NULL;
+}
+
+/* A callback's positive return breaks its contract; report it as such. */
+static int callback_result(int rc)
+{
+	return rc > 0 ? -EINVAL : rc;
+}
+
+/*
+ * Builds and hashes the key of args.  On success the caller must call
+ * lookup_end once it no longer needs lk->probe.bytes.
+ */
+static int lookup_begin(struct lookup *lk, memento_class *cls, const void *args)
+{
+	lk->cls = cls;
+	lk->heap_bytes = NULL;
+	lk->probe.bytes = NULL;
+	lk->tc = memento__tcache_for(cls->cache);
+	if (MEMENTO__UNLIKELY(lk->tc == NULL))
+		return -ENOMEM;
+	lk->counters = memento__counters_for(lk->tc, cls->index);
+	if (MEMENTO__UNLIKELY(lk->counters == NULL))
+		return -ENOMEM;
+
+	struct memento__thread *t = lk->tc->thread;
+	memento_key key = { .bytes = t->scratch, .len = 0, .err = 0 };
+	if (MEMENTO__UNLIKELY(t->scratch_busy)) {
+		/* A key callback is itself getting an object: nest on the heap. */
+		key.bytes = lk->heap_bytes = malloc(MEMENTO_KEY_MAX);
+		if (key.bytes == NULL)
+			return -ENOMEM;
+	} else {
+		t->scratch_busy = true;
+	}
+	lk->probe.bytes = key.bytes;
+
+	int rc = callback_result(cls->key(&key, args, cls->ctx));
+	if (rc == 0)
+		rc = key.err;
+	if (MEMENTO__UNLIKELY(rc != 0)) {
+		lookup_end(lk);
+		return rc;
+	}
+	lk->probe.hash = memento__key_hash(key.bytes, key.len, cls->seed);
+	lk->probe.cls = cls;
+	lk->probe.len = key.len;
+	lk->shard = memento__shard_of(cls->cache, lk->probe.hash);
+	return 0;
+}
+
+static void section_begin(struct lookup *lk)
+{
+	ck_epoch_begin(&lk->tc->epoch, NULL);
+}
+
+static void section_end(struct lookup *lk)
+{
+	/* Pairs with the acquire in entry_reclaim (table.c). */
+	MEMENTO__TSAN_RELEASE(&lk->cls->cache->epoch);
+	ck_epoch_end(&lk->tc->epoch, NULL);
+}
+
+static uint32_t phase_of(struct memento__entry *e)
+{
+	/* Acquire: pairs with the release that published obj or error. */
+	return atomic_load_explicit(&e->state, memory_order_acquire) & MEMENTO__PHASE;
+}
+
+enum claim {
+	CLAIM_READY,  /* found ready: *e holds the object */
+	CLAIM_WAIT,   /* found creating: a reference on *e is held */
+	CLAIM_CREATE, /* linked a new entry *e owned by this thread */
+};
+
+/* Under the shard lock: finds the entry for the probe, or links a new one. */
+static int claim(struct lookup *lk, struct memento__entry **out)
+{
+	struct memento__thread *self = lk->tc->thread;
+	/* Allocated before locking; freed again in the rare lost race. */
+	struct memento__entry *fresh = memento__entry_new(&lk->probe, self);
+	if (fresh == NULL)
+		return -ENOMEM;
+
+	int rc;
+	memento__shard_lock(lk->shard);
+	/* The lock excludes frees of this shard's entries: no section needed. */
+	struct memento__entry *e = ck_hs_get(&lk->shard->hs, lk->probe.hash, &lk->probe);
+	if (e == NULL) {
+		rc = memento__shard_insert(lk->shard, fresh) ? CLAIM_CREATE : -ENOMEM;
+		if (rc == CLAIM_CREATE)
+			*out = fresh, fresh = NULL;
+	} else if (phase_of(e) == MEMENTO__READY) {
+		rc = CLAIM_READY;
+		*out = e;
+	} else if (atomic_load_explicit(&e->owner, memory_order_relaxed) == self) {
+		rc = -EDEADLK; /* recursion: this thread is creating this key */
+	} else {
+		/* A linked entry keeps its owner's reference: this cannot fail. */
+		(void)memento__entry_ref(e);
+		rc = CLAIM_WAIT;
+		*out = e;
+	}
+	memento__shard_unlock(lk->shard);
+	if (fresh != NULL)
+		memento__entry_free(fresh);
+	return rc;
+}
+
+/* What a dying creator's cleanup handler needs. */
+struct creation {
+	struct memento__entry *entry;
+	struct memento__counters *counters;
+};
+
+/* Cancellation or pthread_exit inside create: fail the entry for its waiters. */
+static void creator_died(void *arg)
+{
+	struct creation *c = arg;
+	memento__count(c->counters, MEMENTO__FAILURES);
+	memento__entry_fail(c->entry, -EOWNERDEAD);
+}
+
+static int call_create(memento_class *cls, const void *args, void **made)
+{
+	return callback_result(cls->create(made, args, cls->ctx));
+}
+
+/* This thread owns e: run create outside every lock and settle e. */
+static int create_and_settle(memento_class *cls, struct memento__counters *counters,
+                             struct memento__entry *e, const void *args, void **obj)
+{
+	struct creation c = { .entry = e, .counters = counters };
+	void *made = NULL;
+	int rc;
+
+	memento__count(counters, MEMENTO__CREATIONS);
+	pthread_cleanup_push(creator_died, &c);
+	rc = call_create(cls, args, &made);
+	pthread_cleanup_pop(0);
+
+	if (rc == 0) {
+		memento__entry_publish(e, made);
+		*obj = made;
+	} else {
+		memento__count(counters, MEMENTO__FAILURES);
+		memento__entry_fail(e, rc);
+	}
+	return rc;
+}
+
+/* Holding a reference on e, created by another thread: wait and share its outcome. */
+static int wait_and_share(struct memento__thread *self, struct memento__counters *counters,
+                          struct memento__entry *e, const struct timespec *deadline,
+                          void **obj)
+{
+	int rc = memento__wait_begin(self, e);
+	if (rc == 0) {
+		memento__count(counters, MEMENTO__WAITS);
+		rc = memento__entry_wait(e, deadline);
+		memento__wait_end(self);
+	}
+	if (rc == 0)
+		*obj = e->obj;
+	else if (rc == -ETIMEDOUT)
+		memento__count(counters, MEMENTO__TIMEOUTS);
+	else if (rc == -EDEADLK)
+		memento__count(counters, MEMENTO__DEADLOCKS);
+	memento__entry_unref(e);
+	return rc;
+}
+
+static bool deadline_valid(const struct timespec *deadline)
+{
+	return deadline == NULL || (deadline->tv_nsec >= 0 && deadline->tv_nsec < 1000000000L);
+}
+
+int memento_get_until(memento_class *cls, const void *args, void **obj,
+                      const struct timespec *deadline)
+{
+	if (MEMENTO__UNLIKELY(cls == NULL || obj == NULL || !deadline_valid(deadline)))
+		return -EINVAL;
+	struct lookup lk;
+	int rc = lookup_begin(&lk, cls, args);
+	if (MEMENTO__UNLIKELY(rc != 0))
+		return rc;
+
+	section_begin(&lk);
+	struct memento__entry *e = ck_hs_get(&lk.shard->hs, lk.probe.hash, &lk.probe);
+	if (MEMENTO__LIKELY(e != NULL) && MEMENTO__LIKELY(phase_of(e) == MEMENTO__READY)) {
+		void *found = e->obj;
+		section_end(&lk);
+		lookup_end(&lk);
+		memento__count(lk.counters, MEMENTO__HITS);
+		*obj = found;
+		return 0;
+	}
+	section_end(&lk);
+
+	/* Everything but a ready hit is settled under the shard lock. */
+	rc = claim(&lk, &e);
+	lookup_end(&lk); /* the key now lives in the entry, if it was needed */
+	if (rc == CLAIM_READY) {
+		memento__count(lk.counters, MEMENTO__HITS);
+		*obj = e->obj;
+		return 0;
+	}
+	memento__count(lk.counters, MEMENTO__MISSES);
+	switch (rc) {
+	case CLAIM_CREATE:
+		return create_and_settle(cls, lk.counters, e, args, obj);
+	case CLAIM_WAIT:
+		return wait_and_share(lk.tc->thread, lk.counters, e, deadline, obj);
+	default:
+		if (rc == -EDEADLK)
+			memento__count(lk.counters, MEMENTO__DEADLOCKS);
+		return rc;
+	}
+}
+
+int memento_get(memento_class *cls, const void *args, void **obj)
+{
+	return memento_get_until(cls, args, obj, NULL);
+}
+
+int memento_peek(memento_class *cls, const void *args, void **obj)
+{
+	if (cls == NULL || obj == NULL)
+		return -EINVAL;
+	struct lookup lk;
+	int rc = lookup_begin(&lk, cls, args);
+	if (rc != 0)
+		return rc;
+
+	section_begin(&lk);
+	struct memento__entry *e = ck_hs_get(&lk.shard->hs, lk.probe.hash, &lk.probe);
+	uint32_t phase = e != NULL ? phase_of(e) : 0;
+	void *found = phase == MEMENTO__READY ? e->obj : NULL;
+	section_end(&lk);
+	lookup_end(&lk);
+
+	switch (phase) {
+	case MEMENTO__READY:
+		memento__count(lk.counters, MEMENTO__HITS);
+		*obj = found;
+		return 0;
+	case MEMENTO__CREATING:
+		return -EINPROGRESS;
+	default:
+		return -ENOENT; /* absent, or a failed entry on its way out */
+	}
+}
+
+int memento_forget(memento_class *cls, const void *args)
+{
+	if (cls == NULL)
+		return -EINVAL;
+	struct lookup lk;
+	int rc = lookup_begin(&lk, cls, args);
+	if (rc != 0)
+		return rc;
+
+	struct memento__shard *shard = lk.shard;
+	memento__shard_lock(shard);
+	struct memento__entry *e = ck_hs_get(&shard->hs, lk.probe.hash, &lk.probe);
+	if (e == NULL) {
+		rc = -ENOENT;
+	} else if ((memento__shard_unlink(shard, e) & MEMENTO__PHASE) == MEMENTO__READY) {
+		/* Ready before the unlink: its object retires now.  Otherwise the
+		 * creator sees UNLINKED when it publishes and retires it then. */
+		e->link.next = shard->retired;
+		shard->retired = e;
+	}
+	memento__shard_unlock(shard);
+	lookup_end(&lk);
+	return rc;
+}

@@ -1,0 +1,296 @@
+/*
+ * Private to the library; never installed.
+ *
+ * Concepts, one file each:
+ *   key.c     memento_key: typed field encoding, the key's hash
+ *   table.c   a writer shard: ck_hs + writer mutex + writer epoch record
+ *   entry.c   an entry's state machine: publish, fail, wait, wake
+ *   thread.c  per-thread records: epoch record per cache, scratch key
+ *             buffer, the wait-for graph that finds deadlocks
+ *   stats.c   per-thread counters and their sums
+ *   get.c     the get/peek/forget protocol on top of the above
+ *   cache.c   caches, classes, the default cache, foreach
+ *   error.c   error names and descriptions, version
+ *
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+#ifndef MEMENTO_INTERNAL_H
+#define MEMENTO_INTERNAL_H
+
+#include "mementos.h"
+
+#include <ck_epoch.h>
+#include <ck_hs.h>
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MEMENTO__HIDDEN __attribute__((visibility("hidden")))
+#define MEMENTO__LIKELY(x) __builtin_expect(!!(x), 1)
+#define MEMENTO__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define MEMENTO__CACHELINE 64
+#define MEMENTO__CONTAINER(ptr, type, member) \
+	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+/* Zeroed, cache-line aligned memory (ck's epoch records need the alignment). */
+static inline void *memento__zalloc_aligned(size_t size)
+{
+	size_t rounded = (size + MEMENTO__CACHELINE - 1) & ~(size_t)(MEMENTO__CACHELINE - 1);
+	void *p = aligned_alloc(MEMENTO__CACHELINE, rounded);
+	if (p != NULL)
+		memset(p, 0, rounded);
+	return p;
+}
+
+/*
+ * ThreadSanitizer cannot see the ordering that ck provides: ck_pr is inline
+ * assembly and libck is not instrumented.  Where our own plain fields are
+ * published through ck (an entry through ck_hs_put, a grace period through
+ * ck_epoch), these annotations state the happens-before edge ck gives.
+ */
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define MEMENTO__TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define MEMENTO__TSAN 1
+#endif
+#ifdef MEMENTO__TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define MEMENTO__TSAN_ACQUIRE(p) __tsan_acquire((void *)(p))
+#define MEMENTO__TSAN_RELEASE(p) __tsan_release((void *)(p))
+#else
+#define MEMENTO__TSAN_ACQUIRE(p) ((void)(p))
+#define MEMENTO__TSAN_RELEASE(p) ((void)(p))
+#endif
+
+struct memento__thread;
+
+/* ---- key.c ------------------------------------------------------------------ */
+
+struct memento_key {
+	unsigned char *bytes; /* MEMENTO_KEY_MAX bytes of room */
+	uint32_t len;
+	int err; /* first error of an append; sticks */
+};
+
+/*
+ * What ck_hs compares: the head of every entry, and the probe a lookup
+ * builds on its stack.  ck_hs hands both kinds to the compare callback
+ * (ck_hs_put probes with the entry it inserts), so they share this layout.
+ */
+struct memento__keyref {
+	uint64_t hash;
+	const memento_class *cls;
+	const unsigned char *bytes;
+	uint32_t len;
+};
+
+MEMENTO__HIDDEN uint64_t memento__key_hash(const void *bytes, size_t len, uint64_t seed);
+
+/* ---- entry.c ---------------------------------------------------------------- */
+
+/*
+ * Entry state word (also the futex word waiters sleep on).  The low two bits
+ * are the phase; WAITERS says a thread sleeps on the word; UNLINKED says the
+ * entry left its table (forgotten, or failed), changed under the shard lock.
+ */
+enum {
+	MEMENTO__CREATING = 1,
+	MEMENTO__READY = 2,
+	MEMENTO__FAILED = 3,
+	MEMENTO__PHASE = 3,
+	MEMENTO__WAITERS = 4,
+	MEMENTO__UNLINKED = 8,
+};
+
+struct memento__entry {
+	struct memento__keyref ref; /* first: ck_hs compares keyrefs */
+	_Atomic uint32_t state;
+	int error;                                /* FAILED: the creation's error */
+	void *obj;                                /* READY: the object */
+	_Atomic(struct memento__thread *) owner;  /* CREATING: the creator; then NULL */
+	_Atomic uint32_t refs;                    /* creator + waiters; frees a failed entry */
+	uint64_t seq;                             /* publication order, for destroy order */
+	union {
+		ck_epoch_entry_t reclaim;        /* failed: deferred free */
+		struct memento__entry *next;     /* forgotten ready: shard's retired list;
+		                                    in memento_cache_free: destroy list */
+	} link;
+	unsigned char key[]; /* ref.bytes points here */
+};
+
+MEMENTO__HIDDEN struct memento__entry *memento__entry_new(const struct memento__keyref *probe,
+                                                          struct memento__thread *owner);
+MEMENTO__HIDDEN void memento__entry_free(struct memento__entry *e);
+MEMENTO__HIDDEN bool memento__entry_ref(struct memento__entry *e);
+MEMENTO__HIDDEN void memento__entry_unref(struct memento__entry *e);
+MEMENTO__HIDDEN void memento__entry_publish(struct memento__entry *e, void *obj);
+MEMENTO__HIDDEN void memento__entry_fail(struct memento__entry *e, int err);
+MEMENTO__HIDDEN int memento__entry_wait(struct memento__entry *e, const struct timespec *deadline);
+
+/* ---- table.c ------------------------------------------------------------------ */
+
+/*
+ * One writer shard: ck_hs allows one writer and many readers, so writers of
+ * a shard serialise on its mutex.  Only the lock holder touches `writer`
+ * (ck_epoch_call/poll), `retired` and the ck_hs write operations.
+ */
+struct memento__shard {
+	ck_epoch_record_t writer; /* cache-line aligned by ck */
+	pthread_mutex_t lock;
+	ck_hs_t hs;
+	memento_cache *cache;
+	_Atomic size_t count;           /* linked entries; written under lock */
+	struct memento__entry *retired; /* forgotten ready entries; under lock */
+};
+
+MEMENTO__HIDDEN int memento__shard_init(struct memento__shard *shard, memento_cache *cache,
+                                        unsigned long capacity, uint64_t seed);
+MEMENTO__HIDDEN void memento__shard_destroy(struct memento__shard *shard);
+MEMENTO__HIDDEN void memento__shard_lock(struct memento__shard *shard);
+MEMENTO__HIDDEN void memento__shard_unlock(struct memento__shard *shard);
+MEMENTO__HIDDEN bool memento__shard_insert(struct memento__shard *shard, struct memento__entry *e);
+MEMENTO__HIDDEN uint32_t memento__shard_unlink(struct memento__shard *shard, struct memento__entry *e);
+MEMENTO__HIDDEN void memento__shard_defer_free(struct memento__shard *shard, struct memento__entry *e);
+
+/* ---- stats.c ----------------------------------------------------------------- */
+
+enum memento__stat {
+	MEMENTO__HITS,
+	MEMENTO__MISSES,
+	MEMENTO__CREATIONS,
+	MEMENTO__FAILURES,
+	MEMENTO__WAITS,
+	MEMENTO__TIMEOUTS,
+	MEMENTO__DEADLOCKS,
+	MEMENTO__NSTATS
+};
+
+/* One thread's counters for one class.  Only that thread writes them. */
+struct memento__counters {
+	_Atomic uint64_t n[MEMENTO__NSTATS];
+};
+
+/* Classes with an index below this count in the record itself. */
+#define MEMENTO__COUNTERS_INLINE 8
+/* Segment s holds the counters of classes [8 << s, 16 << s). */
+#define MEMENTO__COUNTER_SEGMENTS 29
+
+/* ---- thread.c ----------------------------------------------------------------- */
+
+/*
+ * One thread's record for one cache: its epoch record and its counters.
+ * Kept on the cache's list until the cache is freed; when its thread exits
+ * it is unregistered and recycled by the next new thread, counters and all,
+ * so counts from exited threads are never lost.
+ */
+struct memento__tcache {
+	ck_epoch_record_t epoch; /* first, cache-line aligned by ck */
+	struct memento__thread *thread; /* owner; NULL while free; under registry lock */
+	struct memento__tcache *next;   /* cache's list; push-only */
+	memento_cache *cache;
+	struct memento__counters counters[MEMENTO__COUNTERS_INLINE];
+	_Atomic(struct memento__counters *) segments[MEMENTO__COUNTER_SEGMENTS];
+};
+
+struct memento__slot {
+	uint64_t cache_id;
+	struct memento__tcache *tc;
+};
+
+struct memento__thread {
+	uint64_t last_cache_id; /* one-entry lookup cache for memento__tcache_for */
+	struct memento__tcache *last_tc;
+	struct memento__slot *slots; /* this thread's records, one per cache used */
+	size_t nslots, capslots;
+	struct memento__entry *waiting_on; /* under the wait-graph lock */
+	bool scratch_busy;                 /* a key is being built in scratch */
+	unsigned char scratch[MEMENTO_KEY_MAX];
+};
+
+extern MEMENTO__HIDDEN __thread struct memento__thread *memento__self
+	__attribute__((tls_model("initial-exec")));
+
+MEMENTO__HIDDEN struct memento__tcache *memento__tcache_slow(memento_cache *cache);
+
+MEMENTO__HIDDEN void memento__registry_add(memento_cache *cache);
+MEMENTO__HIDDEN void memento__registry_remove(memento_cache *cache);
+MEMENTO__HIDDEN int memento__wait_begin(struct memento__thread *self, struct memento__entry *e);
+MEMENTO__HIDDEN void memento__wait_end(struct memento__thread *self);
+
+MEMENTO__HIDDEN struct memento__counters *memento__counters_slow(struct memento__tcache *tc,
+                                                                 uint32_t index);
+
+/* The calling thread's counters for class `index`; NULL when out of memory. */
+static inline struct memento__counters *memento__counters_for(struct memento__tcache *tc,
+                                                              uint32_t index)
+{
+	if (MEMENTO__LIKELY(index < MEMENTO__COUNTERS_INLINE))
+		return &tc->counters[index];
+	return memento__counters_slow(tc, index);
+}
+
+/* Single writer: a plain load and store, no locked instruction. */
+static inline void memento__count(struct memento__counters *c, enum memento__stat s)
+{
+	atomic_store_explicit(&c->n[s], atomic_load_explicit(&c->n[s], memory_order_relaxed) + 1,
+	                      memory_order_relaxed);
+}
+
+MEMENTO__HIDDEN void memento__stats_sum(const memento_class *cls, memento_stats *out);
+
+/* ---- cache.c -------------------------------------------------------------------- */
+
+struct memento_class {
+	memento_cache *cache;
+	char *name;
+	memento_key_fn key;
+	memento_create_fn create;
+	memento_destroy_fn destroy;
+	void *ctx;
+	uint64_t seed; /* the cache's seed mixed with the class index */
+	uint32_t index;
+};
+
+struct memento_cache {
+	uint64_t id; /* unique for the life of the process, never reused */
+	uint64_t seed;
+	unsigned int shard_shift; /* shard = hash >> shift; 64 for one shard */
+	unsigned int nshards;
+	struct memento__shard *shards;
+	ck_epoch_t epoch;
+	_Atomic(struct memento__tcache *) tcaches; /* every thread record of this cache */
+	_Atomic uint64_t next_seq;                 /* publication order of objects */
+
+	pthread_mutex_t class_lock;
+	memento_class **classes;
+	uint32_t nclasses, capclasses;
+
+	memento_cache *registry_prev, *registry_next; /* under the registry lock */
+};
+
+static inline struct memento__shard *memento__shard_of(memento_cache *cache, uint64_t hash)
+{
+	/* Top bits: ck_hs indexes its buckets with the low ones. */
+	size_t i = cache->shard_shift < 64 ? (size_t)(hash >> cache->shard_shift) : 0;
+	return &cache->shards[i];
+}
+
+/* This thread's record for cache, or NULL when out of memory. */
+static inline struct memento__tcache *memento__tcache_for(memento_cache *cache)
+{
+	struct memento__thread *t = memento__self;
+	if (MEMENTO__LIKELY(t != NULL && t->last_cache_id == cache->id))
+		return t->last_tc;
+	return memento__tcache_slow(cache);
+}
+
+#endif /* MEMENTO_INTERNAL_H */

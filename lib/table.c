@@ -1,0 +1,176 @@
+/*
+ * A writer shard: one ck_hs, the mutex that makes its writer single, and the
+ * epoch record through which that writer defers frees.
+ *
+ * ck_hs frees a replaced map with free(p, size, defer = true) from inside a
+ * write operation; readers may still be probing it, so such frees, and the
+ * frees of failed entries, go through ck_epoch_call on the shard's writer
+ * record and are reclaimed by ck_epoch_poll, always from the lock holder.
+ *
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+#include "internal.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * ck_malloc carries no user pointer, so a deferred free finds its shard
+ * here: set while this thread holds that shard's lock.
+ */
+static __thread struct memento__shard *writing_shard;
+
+/* Every block handed to ck_hs starts after room for its deferred free. */
+union block_header {
+	ck_epoch_entry_t reclaim;
+	max_align_t align;
+};
+
+static void *hs_malloc(size_t size)
+{
+	union block_header *h = malloc(sizeof *h + size);
+	return h != NULL ? h + 1 : NULL;
+}
+
+static void block_reclaim(ck_epoch_entry_t *reclaim)
+{
+	/* Readers ended their sections before this grace period closed. */
+	free(MEMENTO__CONTAINER(reclaim, union block_header, reclaim));
+}
+
+static void hs_free(void *p, size_t size, bool defer)
+{
+	(void)size;
+	if (p == NULL)
+		return;
+	union block_header *h = (union block_header *)p - 1;
+	if (!defer) {
+		free(h);
+		return;
+	}
+	/* ck_hs defers only inside a write operation, under a shard lock. */
+	assert(writing_shard != NULL);
+	ck_epoch_call(&writing_shard->writer, &h->reclaim, block_reclaim);
+}
+
+static void *hs_realloc(void *p, size_t old_size, size_t new_size, bool defer)
+{
+	void *q = hs_malloc(new_size);
+	if (q == NULL)
+		return NULL;
+	memcpy(q, p, old_size < new_size ? old_size : new_size);
+	hs_free(p, old_size, defer);
+	return q;
+}
+
+static struct ck_malloc hs_allocator = {
+	.malloc = hs_malloc,
+	.realloc = hs_realloc,
+	.free = hs_free,
+};
+
+static unsigned long hs_hash(const void *object, unsigned long seed)
+{
+	(void)seed; /* the hash was seeded when the key was built */
+	return ((const struct memento__keyref *)object)->hash;
+}
+
+static bool hs_compare(const void *stored, const void *probe)
+{
+	const struct memento__keyref *a = stored, *b = probe;
+	/* The entry's fields were published by ck_hs_put (see table insert). */
+	MEMENTO__TSAN_ACQUIRE(a);
+	return a->hash == b->hash && a->cls == b->cls && a->len == b->len &&
+	       memcmp(a->bytes, b->bytes, a->len) == 0;
+}
+
+int memento__shard_init(struct memento__shard *shard, memento_cache *cache,
+                        unsigned long capacity, uint64_t seed)
+{
+	memset(shard, 0, sizeof *shard);
+	shard->cache = cache;
+	if (pthread_mutex_init(&shard->lock, NULL) != 0)
+		return -ENOMEM;
+	if (!ck_hs_init(&shard->hs, CK_HS_MODE_OBJECT | CK_HS_MODE_SPMC, hs_hash, hs_compare,
+	                &hs_allocator, capacity, (unsigned long)seed)) {
+		pthread_mutex_destroy(&shard->lock);
+		return -ENOMEM;
+	}
+	ck_epoch_register(&cache->epoch, &shard->writer, NULL);
+	return 0;
+}
+
+/* Only with no reader and no writer left: from memento_cache_free. */
+void memento__shard_destroy(struct memento__shard *shard)
+{
+	/* No section is open, so the barrier returns at once and runs every
+	 * deferred free. */
+	ck_epoch_barrier(&shard->writer);
+	ck_hs_destroy(&shard->hs);
+	pthread_mutex_destroy(&shard->lock);
+}
+
+void memento__shard_lock(struct memento__shard *shard)
+{
+	pthread_mutex_lock(&shard->lock);
+	writing_shard = shard;
+}
+
+void memento__shard_unlock(struct memento__shard *shard)
+{
+	/* Reclaim what earlier grace periods released; never waits for readers. */
+	if (shard->writer.n_pending != 0)
+		ck_epoch_poll(&shard->writer);
+	writing_shard = NULL;
+	pthread_mutex_unlock(&shard->lock);
+}
+
+/*
+ * Links e; the caller holds the lock and has seen its key absent.  False
+ * when out of memory (ck_hs could not grow).
+ */
+bool memento__shard_insert(struct memento__shard *shard, struct memento__entry *e)
+{
+	/* Readers find e through ck_hs and then read its plain fields. */
+	MEMENTO__TSAN_RELEASE(e);
+	if (!ck_hs_put(&shard->hs, e->ref.hash, e))
+		return false;
+	atomic_store_explicit(&shard->count,
+	                      atomic_load_explicit(&shard->count, memory_order_relaxed) + 1,
+	                      memory_order_relaxed);
+	return true;
+}
+
+/*
+ * Unlinks e and marks it UNLINKED; the caller holds the lock and has seen
+ * that e is linked (UNLINKED clear).  Only one entry per key is ever linked,
+ * so removing by e's key removes e itself.  Returns e's state before.
+ */
+uint32_t memento__shard_unlink(struct memento__shard *shard, struct memento__entry *e)
+{
+	ck_hs_remove(&shard->hs, e->ref.hash, e);
+	atomic_store_explicit(&shard->count,
+	                      atomic_load_explicit(&shard->count, memory_order_relaxed) - 1,
+	                      memory_order_relaxed);
+	/* Relaxed: UNLINKED is read under this lock, or by the owner's CAS in
+	 * entry_finish, which decides with this RMW who retires the object. */
+	return atomic_fetch_or_explicit(&e->state, MEMENTO__UNLINKED, memory_order_relaxed);
+}
+
+static void entry_reclaim(ck_epoch_entry_t *reclaim)
+{
+	struct memento__entry *e = MEMENTO__CONTAINER(reclaim, struct memento__entry, link.reclaim);
+	/* Pairs with the release before every reader's section end (get.c). */
+	MEMENTO__TSAN_ACQUIRE(&e->ref.cls->cache->epoch);
+	memento__entry_free(e);
+}
+
+/* Frees an unlinked entry once every reader that might see it has left. */
+void memento__shard_defer_free(struct memento__shard *shard, struct memento__entry *e)
+{
+	memento__shard_lock(shard);
+	ck_epoch_call(&shard->writer, &e->link.reclaim, entry_reclaim);
+	memento__shard_unlock(shard);
+}
