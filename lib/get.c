@@ -190,17 +190,17 @@ static int wait_and_share(struct memento__thread *self, struct memento__counters
                           void **obj)
 {
 	int rc = memento__wait_begin(self, e);
-	if (rc == 0) {
+	if (rc == -EDEADLK) {
+		memento__count(counters, MEMENTO__DEADLOCKS);
+	} else {
 		memento__count(counters, MEMENTO__WAITS);
 		rc = memento__entry_wait(e, deadline);
 		memento__wait_end(self);
+		if (rc == 0)
+			*obj = e->obj;
+		else if (rc == -ETIMEDOUT)
+			memento__count(counters, MEMENTO__TIMEOUTS);
 	}
-	if (rc == 0)
-		*obj = e->obj;
-	else if (rc == -ETIMEDOUT)
-		memento__count(counters, MEMENTO__TIMEOUTS);
-	else if (rc == -EDEADLK)
-		memento__count(counters, MEMENTO__DEADLOCKS);
 	memento__entry_unref(e);
 	return rc;
 }
