@@ -1,0 +1,26 @@
+/*
+ * The public header stands alone, survives being included twice, and its
+ * macros agree with the library.
+ *
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+#include <mementos.h>
+#include <mementos.h>
+
+#include "support.h"
+
+TestSuite(header, .timeout = 10);
+
+Test(header, included_twice_and_consistent)
+{
+	cr_assert_eq(memento_version(), MEMENTO_VERSION_NUMBER);
+	cr_assert(MEMENTO_KEY_MAX >= 256);
+	cr_assert(MEMENTO_SHARDS_DEFAULT >= 1 && MEMENTO_SHARDS_DEFAULT <= MEMENTO_SHARDS_MAX);
+	memento_cache_options opt = MEMENTO_CACHE_OPTIONS_INIT;
+	cr_assert_eq(opt.size, sizeof opt);
+	int codes = 0;
+#define COUNT_CODE(code, text) codes += (code) > 0 && sizeof(text) > 1;
+	MEMENTO_ERRNO_MAP(COUNT_CODE)
+#undef COUNT_CODE
+	cr_assert_eq(codes, 9);
+}
