@@ -68,7 +68,7 @@ Test(get, different_keys_different_objects)
 
 Test(get, another_class_with_an_equal_key_gets_another_object)
 {
-	struct counting other_counts = { 0 };
+	static struct counting other_counts;
 	memento_class *other = counting_class(cache, "other", &other_counts);
 	struct obj *a = get_ok(cls, 7, 0), *b = get_ok(other, 7, 0);
 	cr_assert_neq(a, b);
