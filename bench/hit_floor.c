@@ -70,8 +70,16 @@ static unsigned char *floor_key_room(struct floor_key *key, size_t n)
 	return at;
 }
 
+/* As the library stores them: one 8-byte store, byte stores for the length. */
 static void store_le(unsigned char *at, uint64_t v, int nbytes)
 {
+	if (nbytes == 8) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+		v = __builtin_bswap64(v);
+#endif
+		memcpy(at, &v, sizeof v);
+		return;
+	}
 	for (int i = 0; i < nbytes; i++, v >>= 8)
 		at[i] = (unsigned char)v;
 }

@@ -228,9 +228,9 @@ int memento_foreach(memento_cache *cache, memento_visit_fn visit, void *ctx)
 			struct memento__entry *e = p;
 			MEMENTO__TSAN_ACQUIRE(e); /* published by ck_hs_put */
 			/* Acquire: pairs with the release that published obj. */
-			uint32_t s = atomic_load_explicit(&e->state, memory_order_acquire);
+			uint32_t s = atomic_load_explicit(&e->head.state, memory_order_acquire);
 			if ((s & (MEMENTO__PHASE | MEMENTO__UNLINKED)) == MEMENTO__READY)
-				rc = visit((memento_class *)e->ref.cls, e->obj, ctx);
+				rc = visit((memento_class *)e->head.cls, e->obj, ctx);
 		}
 		MEMENTO__TSAN_RELEASE(&cache->epoch);
 		ck_epoch_end(&tc->epoch, NULL);
@@ -240,54 +240,98 @@ int memento_foreach(memento_cache *cache, memento_visit_fn visit, void *ctx)
 
 /* ---- freeing ------------------------------------------------------------------------ */
 
-/* Merges two lists sorted by descending seq. */
+/*
+ * memento_cache_free destroys objects newest first: an object built from
+ * others (its create called memento_get) was published after them, so it
+ * goes before them.  The entries are sorted by publication order in an
+ * array; if that array cannot be allocated, free must still not fail, and a
+ * merge sort of the linked list, slower on big caches, does the same.
+ */
+
+static struct memento__entry **next_of(struct memento__entry *e)
+{
+	return &memento__cold(e)->link.next;
+}
+
+static uint64_t seq_of(const struct memento__entry *e)
+{
+	return memento__cold(e)->seq;
+}
+
+/* Merges two lists sorted newest first. */
 static struct memento__entry *merge_newest_first(struct memento__entry *a,
                                                  struct memento__entry *b)
 {
-	struct memento__entry head, *tail = &head;
+	struct memento__entry *head = NULL, **tail = &head;
 	while (a != NULL && b != NULL) {
-		struct memento__entry **from = a->seq > b->seq ? &a : &b;
-		tail->link.next = *from;
-		tail = *from;
-		*from = (*from)->link.next;
+		struct memento__entry **from = seq_of(a) > seq_of(b) ? &a : &b;
+		*tail = *from;
+		tail = next_of(*from);
+		*from = *next_of(*from);
 	}
-	tail->link.next = a != NULL ? a : b;
-	return head.link.next;
+	*tail = a != NULL ? a : b;
+	return head;
 }
 
-/* Sorts a list newest first without allocating (memento_cache_free cannot fail). */
-static struct memento__entry *sort_newest_first(struct memento__entry *list)
+static struct memento__entry *list_sort_newest_first(struct memento__entry *list)
 {
-	if (list == NULL || list->link.next == NULL)
+	if (list == NULL || *next_of(list) == NULL)
 		return list;
-	struct memento__entry *slow = list, *fast = list->link.next;
-	while (fast != NULL && fast->link.next != NULL) {
-		slow = slow->link.next;
-		fast = fast->link.next->link.next;
+	struct memento__entry *slow = list, *fast = *next_of(list);
+	while (fast != NULL && *next_of(fast) != NULL) {
+		slow = *next_of(slow);
+		fast = *next_of(*next_of(fast));
 	}
-	struct memento__entry *second = slow->link.next;
-	slow->link.next = NULL;
-	return merge_newest_first(sort_newest_first(list), sort_newest_first(second));
+	struct memento__entry *second = *next_of(slow);
+	*next_of(slow) = NULL;
+	return merge_newest_first(list_sort_newest_first(list), list_sort_newest_first(second));
+}
+
+static int newest_first(const void *a, const void *b)
+{
+	uint64_t x = seq_of(*(struct memento__entry *const *)a);
+	uint64_t y = seq_of(*(struct memento__entry *const *)b);
+	return (x < y) - (x > y);
+}
+
+static struct memento__entry *sort_newest_first(struct memento__entry *list, size_t n)
+{
+	struct memento__entry **all = n > 1 ? malloc(n * sizeof *all) : NULL;
+	if (all == NULL)
+		return list_sort_newest_first(list);
+	size_t i = 0;
+	for (struct memento__entry *e = list; e != NULL; e = *next_of(e))
+		all[i++] = e;
+	qsort(all, n, sizeof *all, newest_first);
+	for (i = 0; i + 1 < n; i++)
+		*next_of(all[i]) = all[i + 1];
+	*next_of(all[n - 1]) = NULL;
+	list = all[0];
+	free(all);
+	return list;
 }
 
 /* Every entry that holds an object, linked or retired, on one list. */
-static struct memento__entry *collect_objects(memento_cache *cache)
+static struct memento__entry *collect_objects(memento_cache *cache, size_t *n)
 {
 	struct memento__entry *all = NULL;
+	*n = 0;
 	for (unsigned int i = 0; i < cache->nshards; i++) {
 		struct memento__shard *shard = &cache->shards[i];
 		ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
 		void *p;
 		while (ck_hs_next(&shard->hs, &it, &p)) {
 			struct memento__entry *e = p;
-			e->link.next = all;
+			*next_of(e) = all;
 			all = e;
+			++*n;
 		}
 		while (shard->retired != NULL) {
 			struct memento__entry *e = shard->retired;
-			shard->retired = e->link.next;
-			e->link.next = all;
+			shard->retired = *next_of(e);
+			*next_of(e) = all;
 			all = e;
+			++*n;
 		}
 	}
 	return all;
@@ -322,14 +366,14 @@ void memento_cache_free(memento_cache *cache)
 	/* From here no exiting thread touches this cache's records. */
 	memento__registry_remove(cache);
 
-	/* Objects built from other objects (create calling memento_get) were
-	 * published after them: destroying newest first frees users first. */
-	struct memento__entry *e = sort_newest_first(collect_objects(cache));
+	size_t n;
+	struct memento__entry *e = collect_objects(cache, &n);
+	e = sort_newest_first(e, n);
 	while (e != NULL) {
-		struct memento__entry *next = e->link.next;
-		const memento_class *cls = e->ref.cls;
+		struct memento__entry *next = *next_of(e);
+		const memento_class *cls = e->head.cls;
 		/* Only READY entries can remain: every creation has returned. */
-		if ((atomic_load_explicit(&e->state, memory_order_relaxed) & MEMENTO__PHASE) ==
+		if ((atomic_load_explicit(&e->head.state, memory_order_relaxed) & MEMENTO__PHASE) ==
 		            MEMENTO__READY &&
 		    cls->destroy != NULL)
 			cls->destroy(e->obj, cls->ctx);

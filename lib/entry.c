@@ -17,32 +17,31 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-struct memento__entry *memento__entry_new(const struct memento__keyref *probe,
+struct memento__entry *memento__entry_new(const struct memento__head *probe,
                                           struct memento__thread *owner)
 {
-	struct memento__entry *e = malloc(sizeof *e + probe->len);
-	if (e == NULL)
+	struct memento__entry_cold *cold = malloc(sizeof *cold + sizeof(struct memento__entry) + probe->len);
+	if (cold == NULL)
 		return NULL;
+	struct memento__entry *e = (struct memento__entry *)(void *)(cold + 1);
 	memcpy(e->key, probe->bytes, probe->len);
-	e->ref = (struct memento__keyref){
-		.hash = probe->hash,
-		.cls = probe->cls,
-		.bytes = e->key,
-		.len = probe->len,
-	};
-	atomic_init(&e->state, MEMENTO__CREATING);
-	e->error = 0;
+	e->head.hash = probe->hash;
+	e->head.cls = probe->cls;
+	e->head.bytes = e->key;
+	e->head.len = probe->len;
+	atomic_init(&e->head.state, MEMENTO__CREATING);
 	e->obj = NULL;
-	atomic_init(&e->owner, owner);
-	atomic_init(&e->refs, 1); /* the creator's */
-	e->seq = 0;
-	e->link.next = NULL;
+	atomic_init(&cold->owner, owner);
+	cold->link.next = NULL;
+	cold->seq = 0;
+	atomic_init(&cold->refs, 1); /* the creator's */
+	cold->error = 0;
 	return e;
 }
 
 void memento__entry_free(struct memento__entry *e)
 {
-	free(e);
+	free(memento__cold(e));
 }
 
 /*
@@ -52,11 +51,12 @@ void memento__entry_free(struct memento__entry *e)
  */
 bool memento__entry_ref(struct memento__entry *e)
 {
-	uint32_t n = atomic_load_explicit(&e->refs, memory_order_relaxed);
+	_Atomic uint32_t *refs = &memento__cold(e)->refs;
+	uint32_t n = atomic_load_explicit(refs, memory_order_relaxed);
 	do {
 		if (n == 0)
 			return false;
-	} while (!atomic_compare_exchange_weak_explicit(&e->refs, &n, n + 1, memory_order_relaxed,
+	} while (!atomic_compare_exchange_weak_explicit(refs, &n, n + 1, memory_order_relaxed,
 	                                                memory_order_relaxed));
 	return true;
 }
@@ -64,8 +64,8 @@ bool memento__entry_ref(struct memento__entry *e)
 void memento__entry_unref(struct memento__entry *e)
 {
 	/* Acq_rel: every holder's reads of e happen before the free. */
-	if (atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) == 1)
-		memento__shard_defer_free(memento__shard_of(e->ref.cls->cache, e->ref.hash), e);
+	if (atomic_fetch_sub_explicit(&memento__cold(e)->refs, 1, memory_order_acq_rel) == 1)
+		memento__shard_defer_free(memento__shard_of(e->head.cls->cache, e->head.hash), e);
 }
 
 /*
@@ -76,15 +76,15 @@ static uint32_t entry_finish(struct memento__entry *e, uint32_t to)
 {
 	/* The owner edge goes first: a deadlock walk that still sees this
 	 * thread as owner must not find it waiting on anything newer. */
-	atomic_store_explicit(&e->owner, NULL, memory_order_release);
-	uint32_t old = atomic_load_explicit(&e->state, memory_order_relaxed);
+	atomic_store_explicit(&memento__cold(e)->owner, NULL, memory_order_release);
+	uint32_t old = atomic_load_explicit(&e->head.state, memory_order_relaxed);
 	/* Release: obj and error are visible to whoever acquires the phase. */
-	while (!atomic_compare_exchange_weak_explicit(&e->state, &old,
+	while (!atomic_compare_exchange_weak_explicit(&e->head.state, &old,
 	                                              to | (old & MEMENTO__UNLINKED),
 	                                              memory_order_release, memory_order_relaxed))
 		;
 	if (old & MEMENTO__WAITERS)
-		syscall(SYS_futex, &e->state, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+		syscall(SYS_futex, &e->head.state, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 	return old;
 }
 
@@ -94,15 +94,14 @@ static uint32_t entry_finish(struct memento__entry *e, uint32_t to)
  */
 void memento__entry_publish(struct memento__entry *e, void *obj)
 {
-	memento_cache *cache = e->ref.cls->cache;
+	memento_cache *cache = e->head.cls->cache;
 	e->obj = obj;
-	e->seq = atomic_fetch_add_explicit(&cache->next_seq, 1, memory_order_relaxed);
+	memento__cold(e)->seq = atomic_fetch_add_explicit(&cache->next_seq, 1, memory_order_relaxed);
 	uint32_t old = entry_finish(e, MEMENTO__READY);
 	if (old & MEMENTO__UNLINKED) {
-		struct memento__shard *shard = memento__shard_of(cache, e->ref.hash);
+		struct memento__shard *shard = memento__shard_of(cache, e->head.hash);
 		memento__shard_lock(shard);
-		e->link.next = shard->retired;
-		shard->retired = e;
+		memento__shard_retire(shard, e);
 		memento__shard_unlock(shard);
 	}
 }
@@ -113,12 +112,12 @@ void memento__entry_publish(struct memento__entry *e, void *obj)
  */
 void memento__entry_fail(struct memento__entry *e, int err)
 {
-	struct memento__shard *shard = memento__shard_of(e->ref.cls->cache, e->ref.hash);
+	struct memento__shard *shard = memento__shard_of(e->head.cls->cache, e->head.hash);
 	memento__shard_lock(shard);
-	if (!(atomic_load_explicit(&e->state, memory_order_relaxed) & MEMENTO__UNLINKED))
+	if (!(atomic_load_explicit(&e->head.state, memory_order_relaxed) & MEMENTO__UNLINKED))
 		memento__shard_unlink(shard, e);
 	memento__shard_unlock(shard);
-	e->error = err;
+	memento__cold(e)->error = err;
 	entry_finish(e, MEMENTO__FAILED);
 	memento__entry_unref(e);
 }
@@ -142,25 +141,25 @@ int memento__entry_wait(struct memento__entry *e, const struct timespec *deadlin
 {
 	for (;;) {
 		/* Acquire: pairs with the release in entry_finish. */
-		uint32_t s = atomic_load_explicit(&e->state, memory_order_acquire);
+		uint32_t s = atomic_load_explicit(&e->head.state, memory_order_acquire);
 		switch (s & MEMENTO__PHASE) {
 		case MEMENTO__READY:
 			return 0;
 		case MEMENTO__FAILED:
-			return e->error;
+			return memento__cold(e)->error;
 		default:
 			break;
 		}
 		if (!(s & MEMENTO__WAITERS)) {
-			if (!atomic_compare_exchange_weak_explicit(&e->state, &s, s | MEMENTO__WAITERS,
+			if (!atomic_compare_exchange_weak_explicit(&e->head.state, &s, s | MEMENTO__WAITERS,
 			                                           memory_order_relaxed,
 			                                           memory_order_relaxed))
 				continue;
 			s |= MEMENTO__WAITERS;
 		}
-		if (!futex_wait_until(&e->state, s, deadline)) {
+		if (!futex_wait_until(&e->head.state, s, deadline)) {
 			/* One last look: the creation may have finished at the deadline. */
-			s = atomic_load_explicit(&e->state, memory_order_acquire);
+			s = atomic_load_explicit(&e->head.state, memory_order_acquire);
 			if ((s & MEMENTO__PHASE) == MEMENTO__CREATING)
 				return -ETIMEDOUT;
 		}

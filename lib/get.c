@@ -21,7 +21,7 @@ struct lookup {
 	struct memento__tcache *tc;
 	struct memento__shard *shard;
 	struct memento__counters *counters;
-	struct memento__keyref probe;
+	struct memento__head probe;
 	unsigned char *heap_bytes; /* when the scratch buffer was busy */
 };
 
@@ -46,7 +46,10 @@ static int callback_result(int rc)
  * Builds and hashes the key of args.  On success the caller must call
  * lookup_end once it no longer needs lk->probe.bytes.
  */
-static int lookup_begin(struct lookup *lk, memento_class *cls, const void *args)
+/* Inlined: it is most of the hit path, and lk then stays in registers. */
+static inline __attribute__((always_inline)) int lookup_begin(struct lookup *lk,
+                                                              memento_class *cls,
+                                                              const void *args)
 {
 	lk->cls = cls;
 	lk->heap_bytes = NULL;
@@ -99,7 +102,7 @@ static void section_end(struct lookup *lk)
 static uint32_t phase_of(struct memento__entry *e)
 {
 	/* Acquire: pairs with the release that published obj or error. */
-	return atomic_load_explicit(&e->state, memory_order_acquire) & MEMENTO__PHASE;
+	return atomic_load_explicit(&e->head.state, memory_order_acquire) & MEMENTO__PHASE;
 }
 
 enum claim {
@@ -128,7 +131,7 @@ static int claim(struct lookup *lk, struct memento__entry **out)
 	} else if (phase_of(e) == MEMENTO__READY) {
 		rc = CLAIM_READY;
 		*out = e;
-	} else if (atomic_load_explicit(&e->owner, memory_order_relaxed) == self) {
+	} else if (atomic_load_explicit(&memento__cold(e)->owner, memory_order_relaxed) == self) {
 		rc = -EDEADLK; /* recursion: this thread is creating this key */
 	} else {
 		/* A linked entry keeps its owner's reference: this cannot fail. */
@@ -210,10 +213,12 @@ static bool deadline_valid(const struct timespec *deadline)
 	return deadline == NULL || (deadline->tv_nsec >= 0 && deadline->tv_nsec < 1000000000L);
 }
 
-int memento_get_until(memento_class *cls, const void *args, void **obj,
-                      const struct timespec *deadline)
+/* memento_get and memento_get_until, each with its own inlined copy. */
+static inline __attribute__((always_inline)) int get(memento_class *cls, const void *args,
+                                                     void **obj,
+                                                     const struct timespec *deadline)
 {
-	if (MEMENTO__UNLIKELY(cls == NULL || obj == NULL || !deadline_valid(deadline)))
+	if (MEMENTO__UNLIKELY(cls == NULL || obj == NULL))
 		return -EINVAL;
 	struct lookup lk;
 	int rc = lookup_begin(&lk, cls, args);
@@ -255,7 +260,15 @@ int memento_get_until(memento_class *cls, const void *args, void **obj,
 
 int memento_get(memento_class *cls, const void *args, void **obj)
 {
-	return memento_get_until(cls, args, obj, NULL);
+	return get(cls, args, obj, NULL);
+}
+
+int memento_get_until(memento_class *cls, const void *args, void **obj,
+                      const struct timespec *deadline)
+{
+	if (!deadline_valid(deadline))
+		return -EINVAL;
+	return get(cls, args, obj, deadline);
 }
 
 int memento_peek(memento_class *cls, const void *args, void **obj)
@@ -303,8 +316,7 @@ int memento_forget(memento_class *cls, const void *args)
 	} else if ((memento__shard_unlink(shard, e) & MEMENTO__PHASE) == MEMENTO__READY) {
 		/* Ready before the unlink: its object retires now.  Otherwise the
 		 * creator sees UNLINKED when it publishes and retires it then. */
-		e->link.next = shard->retired;
-		shard->retired = e;
+		memento__shard_retire(shard, e);
 	}
 	memento__shard_unlock(shard);
 	lookup_end(&lk);

@@ -85,12 +85,14 @@ struct memento_key {
  * What ck_hs compares: the head of every entry, and the probe a lookup
  * builds on its stack.  ck_hs hands both kinds to the compare callback
  * (ck_hs_put probes with the entry it inserts), so they share this layout.
+ * `state` belongs to entries (see entry.c); a probe never sets or reads it.
  */
-struct memento__keyref {
+struct memento__head {
 	uint64_t hash;
 	const memento_class *cls;
 	const unsigned char *bytes;
 	uint32_t len;
+	_Atomic uint32_t state;
 };
 
 MEMENTO__HIDDEN uint64_t memento__key_hash(const void *bytes, size_t len, uint64_t seed);
@@ -111,23 +113,37 @@ enum {
 	MEMENTO__UNLINKED = 8,
 };
 
+/*
+ * An entry is one allocation in two parts.  The hot part is what a hit
+ * reads: the head, the object, and the key bytes right behind them, so that
+ * a short key shares the head's cache line.  The cold part sits just before
+ * it and is touched only by misses, waiters and frees.
+ */
 struct memento__entry {
-	struct memento__keyref ref; /* first: ck_hs compares keyrefs */
-	_Atomic uint32_t state;
-	int error;                                /* FAILED: the creation's error */
-	void *obj;                                /* READY: the object */
-	_Atomic(struct memento__thread *) owner;  /* CREATING: the creator; then NULL */
-	_Atomic uint32_t refs;                    /* creator + waiters; frees a failed entry */
-	uint64_t seq;                             /* publication order, for destroy order */
-	union {
-		ck_epoch_entry_t reclaim;        /* failed: deferred free */
-		struct memento__entry *next;     /* forgotten ready: shard's retired list;
-		                                    in memento_cache_free: destroy list */
-	} link;
-	unsigned char key[]; /* ref.bytes points here */
+	struct memento__head head; /* first: ck_hs compares heads */
+	void *obj;                 /* READY: the object */
+	unsigned char key[];       /* head.bytes points here */
 };
 
-MEMENTO__HIDDEN struct memento__entry *memento__entry_new(const struct memento__keyref *probe,
+struct memento__entry_cold {
+	_Atomic(struct memento__thread *) owner; /* CREATING: the creator; then NULL */
+	union {
+		ck_epoch_entry_t reclaim;    /* failed: deferred free */
+		struct memento__entry *next; /* forgotten ready: the shard's retired
+		                                list; in memento_cache_free: the
+		                                destroy list */
+	} link;
+	uint64_t seq;          /* publication order, for destroy order */
+	_Atomic uint32_t refs; /* creator + waiters; frees a failed entry */
+	int error;             /* FAILED: the creation's error */
+};
+
+static inline struct memento__entry_cold *memento__cold(const struct memento__entry *e)
+{
+	return (struct memento__entry_cold *)(void *)e - 1;
+}
+
+MEMENTO__HIDDEN struct memento__entry *memento__entry_new(const struct memento__head *probe,
                                                           struct memento__thread *owner);
 MEMENTO__HIDDEN void memento__entry_free(struct memento__entry *e);
 MEMENTO__HIDDEN bool memento__entry_ref(struct memento__entry *e);
@@ -159,6 +175,7 @@ MEMENTO__HIDDEN void memento__shard_lock(struct memento__shard *shard);
 MEMENTO__HIDDEN void memento__shard_unlock(struct memento__shard *shard);
 MEMENTO__HIDDEN bool memento__shard_insert(struct memento__shard *shard, struct memento__entry *e);
 MEMENTO__HIDDEN uint32_t memento__shard_unlink(struct memento__shard *shard, struct memento__entry *e);
+MEMENTO__HIDDEN void memento__shard_retire(struct memento__shard *shard, struct memento__entry *e);
 MEMENTO__HIDDEN void memento__shard_defer_free(struct memento__shard *shard, struct memento__entry *e);
 
 /* ---- stats.c ----------------------------------------------------------------- */

@@ -74,12 +74,12 @@ static struct ck_malloc hs_allocator = {
 static unsigned long hs_hash(const void *object, unsigned long seed)
 {
 	(void)seed; /* the hash was seeded when the key was built */
-	return ((const struct memento__keyref *)object)->hash;
+	return ((const struct memento__head *)object)->hash;
 }
 
 static bool hs_compare(const void *stored, const void *probe)
 {
-	const struct memento__keyref *a = stored, *b = probe;
+	const struct memento__head *a = stored, *b = probe;
 	/* The entry's fields were published by ck_hs_put (see table insert). */
 	MEMENTO__TSAN_ACQUIRE(a);
 	return a->hash == b->hash && a->cls == b->cls && a->len == b->len &&
@@ -135,7 +135,7 @@ bool memento__shard_insert(struct memento__shard *shard, struct memento__entry *
 {
 	/* Readers find e through ck_hs and then read its plain fields. */
 	MEMENTO__TSAN_RELEASE(e);
-	if (!ck_hs_put(&shard->hs, e->ref.hash, e))
+	if (!ck_hs_put(&shard->hs, e->head.hash, e))
 		return false;
 	atomic_store_explicit(&shard->count,
 	                      atomic_load_explicit(&shard->count, memory_order_relaxed) + 1,
@@ -150,20 +150,29 @@ bool memento__shard_insert(struct memento__shard *shard, struct memento__entry *
  */
 uint32_t memento__shard_unlink(struct memento__shard *shard, struct memento__entry *e)
 {
-	ck_hs_remove(&shard->hs, e->ref.hash, e);
+	ck_hs_remove(&shard->hs, e->head.hash, e);
 	atomic_store_explicit(&shard->count,
 	                      atomic_load_explicit(&shard->count, memory_order_relaxed) - 1,
 	                      memory_order_relaxed);
 	/* Relaxed: UNLINKED is read under this lock, or by the owner's CAS in
 	 * entry_finish, which decides with this RMW who retires the object. */
-	return atomic_fetch_or_explicit(&e->state, MEMENTO__UNLINKED, memory_order_relaxed);
+	return atomic_fetch_or_explicit(&e->head.state, MEMENTO__UNLINKED, memory_order_relaxed);
+}
+
+/* Keeps a forgotten ready entry, and its object, until the cache is freed. */
+void memento__shard_retire(struct memento__shard *shard, struct memento__entry *e)
+{
+	memento__cold(e)->link.next = shard->retired;
+	shard->retired = e;
 }
 
 static void entry_reclaim(ck_epoch_entry_t *reclaim)
 {
-	struct memento__entry *e = MEMENTO__CONTAINER(reclaim, struct memento__entry, link.reclaim);
+	struct memento__entry_cold *cold =
+		MEMENTO__CONTAINER(reclaim, struct memento__entry_cold, link.reclaim);
+	struct memento__entry *e = (struct memento__entry *)(void *)(cold + 1);
 	/* Pairs with the release before every reader's section end (get.c). */
-	MEMENTO__TSAN_ACQUIRE(&e->ref.cls->cache->epoch);
+	MEMENTO__TSAN_ACQUIRE(&e->head.cls->cache->epoch);
 	memento__entry_free(e);
 }
 
@@ -171,6 +180,6 @@ static void entry_reclaim(ck_epoch_entry_t *reclaim)
 void memento__shard_defer_free(struct memento__shard *shard, struct memento__entry *e)
 {
 	memento__shard_lock(shard);
-	ck_epoch_call(&shard->writer, &e->link.reclaim, entry_reclaim);
+	ck_epoch_call(&shard->writer, &memento__cold(e)->link.reclaim, entry_reclaim);
 	memento__shard_unlock(shard);
 }

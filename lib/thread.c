@@ -212,7 +212,8 @@ int memento__wait_begin(struct memento__thread *self, struct memento__entry *e)
 	int rc = 0;
 	pthread_mutex_lock(&wait_graph_lock);
 	for (struct memento__entry *at = e; at != NULL;) {
-		struct memento__thread *owner = atomic_load_explicit(&at->owner, memory_order_acquire);
+		struct memento__thread *owner =
+			atomic_load_explicit(&memento__cold(at)->owner, memory_order_acquire);
 		if (owner == NULL)
 			break;
 		if (owner == self) {
