@@ -60,6 +60,9 @@ typedef int (*memento_key_fn)(memento_key *key, const void *args, void *ctx);
  * Returns 0, or a negative error that every caller waiting on this creation
  * receives unchanged; nothing is cached on error.  Runs on the calling thread,
  * outside every lock of the library; it may call memento_get for other keys.
+ * It may also end by thread cancellation, pthread_exit or a C++ exception:
+ * the waiters then get -EOWNERDEAD.  Leaving it (or a key callback) with
+ * longjmp is undefined.
  */
 typedef int (*memento_create_fn)(void **obj, const void *args, void *ctx);
 
@@ -80,7 +83,8 @@ typedef struct memento_class_desc {
  */
 typedef struct memento_cache_options {
 	size_t size;              /* sizeof(memento_cache_options), set by the initializer */
-	size_t initial_capacity;  /* entries to size the table for; 0: a small default */
+	size_t initial_capacity;  /* entries to size the table for; 0: a small default;
+	                             at most MEMENTO_CAPACITY_PER_SHARD_MAX per shard */
 	unsigned int shards;      /* writer shards, rounded up to a power of two, at most
 	                             MEMENTO_SHARDS_MAX; 0: MEMENTO_SHARDS_DEFAULT */
 	uint64_t seed;            /* hash seed; 0: a random seed per cache */
@@ -88,6 +92,7 @@ typedef struct memento_cache_options {
 
 #define MEMENTO_SHARDS_DEFAULT 16
 #define MEMENTO_SHARDS_MAX 1024
+#define MEMENTO_CAPACITY_PER_SHARD_MAX ((size_t)1 << 29)
 #define MEMENTO_CACHE_OPTIONS_INIT { sizeof(memento_cache_options), 0, 0, 0 }
 
 /* Per-class counters, summed over threads; see memento_class_stats(). */
@@ -150,8 +155,9 @@ MEMENTO_API int memento_cache_new(memento_cache **cache);
 
 /*
  * Creates an empty cache with options (NULL: defaults).  Returns 0, -EINVAL
- * (cache NULL, options->size too small or shards above MEMENTO_SHARDS_MAX)
- * or -ENOMEM.
+ * (cache NULL, options->size too small, shards above MEMENTO_SHARDS_MAX, or
+ * initial_capacity above MEMENTO_CAPACITY_PER_SHARD_MAX per shard) or
+ * -ENOMEM.  The table grows past initial_capacity as needed.
  * Threads: any.  Blocks: no.  Lifetime: until memento_cache_free().
  */
 MEMENTO_API int memento_cache_new_with(memento_cache **cache, const memento_cache_options *options);
@@ -229,7 +235,9 @@ MEMENTO_API int memento_class_stats(const memento_class *cls, memento_stats *sta
  * -EINVAL; -ENOMEM.  *obj is written only on success.
  * Threads: any, concurrently with everything but memento_cache_free().
  * Blocks: a hit never blocks; a miss runs create or sleeps until another
- * thread's create of the same key finishes.
+ * thread's create of the same key finishes.  That sleep is not a
+ * cancellation point.  A caller waiting with a deadline counts as waiting
+ * for deadlock detection: closing a cycle through it gives -EDEADLK.
  * Lifetime: *obj stays valid until memento_cache_free(), even if forgotten.
  */
 MEMENTO_API int memento_get(memento_class *cls, const void *args, void **obj);
@@ -269,14 +277,16 @@ MEMENTO_API int memento_forget(memento_class *cls, const void *args);
 
 /*
  * Calls visit for each ready object in the cache, with its class, until visit
- * returns nonzero; returns that value, 0 when every object was visited, or
- * -EINVAL.  Weakly consistent: an object that is created or forgotten during
- * the walk may or may not be visited; one that stays ready the whole time is
- * visited once.  visit runs inside a read-side section: it may call
- * memento_get and memento_peek; while it runs, the memory of replaced tables
- * is not reclaimed, so keep it short.
+ * returns nonzero; returns that value, 0 when every object was visited,
+ * -EINVAL, or -ENOMEM.  Weakly consistent: an object that is created or
+ * forgotten during the walk may or may not be visited; one that stays ready
+ * the whole time is visited once.  The walk gathers each shard's objects
+ * first and calls visit outside every lock and read-side section, so visit
+ * may call any function of the library but memento_cache_free(), and may
+ * block.
  * Threads: any, concurrently with everything but memento_cache_free().
- * Blocks: no (beyond what visit does).
+ * Blocks: no (beyond what visit does).  Allocates a shard's worth of
+ * pointers at a time.
  */
 typedef int (*memento_visit_fn)(memento_class *cls, void *obj, void *ctx);
 MEMENTO_API int memento_foreach(memento_cache *cache, memento_visit_fn visit, void *ctx);

@@ -46,6 +46,11 @@ static int options_read(const memento_cache_options *in, memento_cache_options *
 	out->size = sizeof *out;
 	if (out->shards > MEMENTO_SHARDS_MAX)
 		return -EINVAL;
+	/* ck 0.7.1 rounds a table's starting size with a 32-bit helper: keep
+	 * each shard's first table (two slots per entry) below 2^31 slots. */
+	unsigned int nshards = round_up_pow2(out->shards != 0 ? out->shards : MEMENTO_SHARDS_DEFAULT);
+	if (out->initial_capacity / nshards > MEMENTO_CAPACITY_PER_SHARD_MAX)
+		return -EINVAL;
 	return 0;
 }
 
@@ -78,8 +83,7 @@ int memento_cache_new_with(memento_cache **out, const memento_cache_options *opt
 		return -ENOMEM;
 	}
 	/* ck_hs grows when half full: room for twice the expected entries. */
-	size_t per_shard = opt.initial_capacity / cache->nshards + 1;
-	unsigned long slots = per_shard > (SIZE_MAX / 4) ? SIZE_MAX / 2 : 2 * per_shard;
+	unsigned long slots = 2 * (opt.initial_capacity / cache->nshards + 1);
 	for (unsigned int i = 0; i < cache->nshards; i++) {
 		rc = memento__shard_init(&cache->shards[i], cache, slots, cache->seed);
 		if (rc != 0) {
@@ -210,6 +214,58 @@ size_t memento_count(memento_cache *cache)
 	return n;
 }
 
+struct visit_item {
+	memento_class *cls;
+	void *obj;
+};
+
+/*
+ * The ready objects of one shard, gathered in one read-side section so that
+ * visit can run outside it: a visitor may block (a memento_get that waits),
+ * and a section must not.  The objects stay valid until the cache is freed.
+ */
+static int shard_snapshot(struct memento__shard *shard, struct memento__tcache *tc,
+                          struct visit_item **items, size_t *n)
+{
+	size_t cap = atomic_load_explicit(&shard->count, memory_order_relaxed) + 16;
+	struct visit_item *v = malloc(cap * sizeof *v);
+	if (v == NULL)
+		return -ENOMEM;
+	size_t len = 0;
+	int rc = 0;
+	ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
+	void *p;
+	/* One section for the whole walk keeps the iterator's map alive. */
+	ck_epoch_begin(&tc->epoch, NULL);
+	while (ck_hs_next_spmc(&shard->hs, &it, &p)) {
+		struct memento__entry *e = p;
+		MEMENTO__TSAN_ACQUIRE(e); /* published by ck_hs_put */
+		/* Acquire: pairs with the release that published obj. */
+		uint32_t s = atomic_load_explicit(&e->head.state, memory_order_acquire);
+		if ((s & (MEMENTO__PHASE | MEMENTO__UNLINKED)) != MEMENTO__READY)
+			continue;
+		if (len == cap) {
+			struct visit_item *grown = realloc(v, 2 * cap * sizeof *v);
+			if (grown == NULL) {
+				rc = -ENOMEM;
+				break;
+			}
+			v = grown;
+			cap *= 2;
+		}
+		v[len++] = (struct visit_item){ (memento_class *)e->head.cls, e->obj };
+	}
+	MEMENTO__TSAN_RELEASE(&shard->cache->epoch);
+	ck_epoch_end(&tc->epoch, NULL);
+	if (rc != 0) {
+		free(v);
+		return rc;
+	}
+	*items = v;
+	*n = len;
+	return 0;
+}
+
 int memento_foreach(memento_cache *cache, memento_visit_fn visit, void *ctx)
 {
 	if (cache == NULL || visit == NULL)
@@ -219,21 +275,14 @@ int memento_foreach(memento_cache *cache, memento_visit_fn visit, void *ctx)
 		return -ENOMEM;
 	int rc = 0;
 	for (unsigned int i = 0; i < cache->nshards && rc == 0; i++) {
-		struct memento__shard *shard = &cache->shards[i];
-		ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
-		void *p;
-		/* One section for the whole walk keeps the iterator's map alive. */
-		ck_epoch_begin(&tc->epoch, NULL);
-		while (rc == 0 && ck_hs_next_spmc(&shard->hs, &it, &p)) {
-			struct memento__entry *e = p;
-			MEMENTO__TSAN_ACQUIRE(e); /* published by ck_hs_put */
-			/* Acquire: pairs with the release that published obj. */
-			uint32_t s = atomic_load_explicit(&e->head.state, memory_order_acquire);
-			if ((s & (MEMENTO__PHASE | MEMENTO__UNLINKED)) == MEMENTO__READY)
-				rc = visit((memento_class *)e->head.cls, e->obj, ctx);
-		}
-		MEMENTO__TSAN_RELEASE(&cache->epoch);
-		ck_epoch_end(&tc->epoch, NULL);
+		struct visit_item *items;
+		size_t n;
+		rc = shard_snapshot(&cache->shards[i], tc, &items, &n);
+		if (rc != 0)
+			break;
+		for (size_t k = 0; k < n && rc == 0; k++)
+			rc = visit(items[k].cls, items[k].obj, ctx);
+		free(items);
 	}
 	return rc;
 }

@@ -122,7 +122,7 @@ void memento__entry_fail(struct memento__entry *e, int err)
 	memento__entry_unref(e);
 }
 
-/* Sleeps while the word holds `expected`; false only when deadline passed. */
+/* Sleeps while the word holds `expected`; false once deadline has passed. */
 static bool futex_wait_until(_Atomic uint32_t *word, uint32_t expected,
                              const struct timespec *deadline)
 {
@@ -130,24 +130,35 @@ static bool futex_wait_until(_Atomic uint32_t *word, uint32_t expected,
 	 * relative one). */
 	long r = syscall(SYS_futex, word, FUTEX_WAIT_BITSET_PRIVATE, expected, deadline, NULL,
 	                 FUTEX_BITSET_MATCH_ANY);
-	return r == 0 || errno != ETIMEDOUT;
+	if (r == 0 || errno == EAGAIN || errno == EINTR)
+		return true; /* woken, the word changed, or a signal: look again */
+	/* ETIMEDOUT, or EINVAL for a deadline before the clock's epoch (a
+	 * negative tv_sec), which passed long ago. */
+	return deadline == NULL;
+}
+
+static int wait_outcome(struct memento__entry *e, uint32_t s)
+{
+	return (s & MEMENTO__PHASE) == MEMENTO__READY ? 0 : memento__cold(e)->error;
 }
 
 /*
  * Waits, holding a reference, until e leaves CREATING or deadline passes.
- * Returns 0 (READY), the creation's error (FAILED) or -ETIMEDOUT.
+ * Returns 0 (READY) or the creation's error (FAILED); or -ETIMEDOUT with
+ * *timed_out set, which tells this wait's own timeout from a create that
+ * itself returned -ETIMEDOUT.  Leaves errno as it found it.
  */
-int memento__entry_wait(struct memento__entry *e, const struct timespec *deadline)
+int memento__entry_wait(struct memento__entry *e, const struct timespec *deadline,
+                        bool *timed_out)
 {
+	int saved_errno = errno;
+	int rc = 0;
+	*timed_out = false;
 	for (;;) {
 		/* Acquire: pairs with the release in entry_finish. */
 		uint32_t s = atomic_load_explicit(&e->head.state, memory_order_acquire);
-		switch (s & MEMENTO__PHASE) {
-		case MEMENTO__READY:
-			return 0;
-		case MEMENTO__FAILED:
-			return memento__cold(e)->error;
-		default:
+		if ((s & MEMENTO__PHASE) != MEMENTO__CREATING) {
+			rc = wait_outcome(e, s);
 			break;
 		}
 		if (!(s & MEMENTO__WAITERS)) {
@@ -160,8 +171,13 @@ int memento__entry_wait(struct memento__entry *e, const struct timespec *deadlin
 		if (!futex_wait_until(&e->head.state, s, deadline)) {
 			/* One last look: the creation may have finished at the deadline. */
 			s = atomic_load_explicit(&e->head.state, memory_order_acquire);
-			if ((s & MEMENTO__PHASE) == MEMENTO__CREATING)
-				return -ETIMEDOUT;
+			if ((s & MEMENTO__PHASE) == MEMENTO__CREATING) {
+				*timed_out = true;
+				rc = -ETIMEDOUT;
+				break;
+			}
 		}
 	}
+	errno = saved_errno;
+	return rc;
 }

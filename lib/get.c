@@ -36,6 +36,12 @@ static void lookup_end(struct lookup *lk)
 	lk->probe.bytes = NULL;
 }
 
+/* A key callback left by cancellation or an exception: release its buffer. */
+static void key_abandoned(void *arg)
+{
+	lookup_end(arg);
+}
+
 /* A callback's positive return breaks its contract; report it as such. */
 static int callback_result(int rc)
 {
@@ -73,7 +79,10 @@ static inline __attribute__((always_inline)) int lookup_begin(struct lookup *lk,
 	}
 	lk->probe.bytes = key.bytes;
 
-	int rc = callback_result(cls->key(&key, args, cls->ctx));
+	int rc;
+	pthread_cleanup_push(key_abandoned, lk);
+	rc = callback_result(cls->key(&key, args, cls->ctx));
+	pthread_cleanup_pop(0);
 	if (rc == 0)
 		rc = key.err;
 	if (MEMENTO__UNLIKELY(rc != 0)) {
@@ -151,7 +160,11 @@ struct creation {
 	struct memento__counters *counters;
 };
 
-/* Cancellation or pthread_exit inside create: fail the entry for its waiters. */
+/*
+ * Cancellation, pthread_exit or a C++ exception inside create: fail the
+ * entry for its waiters.  (The library is built with -fexceptions so that
+ * this handler also runs when an exception unwinds through it.)
+ */
 static void creator_died(void *arg)
 {
 	struct creation *c = arg;
@@ -196,12 +209,13 @@ static int wait_and_share(struct memento__thread *self, struct memento__counters
 	if (rc == -EDEADLK) {
 		memento__count(counters, MEMENTO__DEADLOCKS);
 	} else {
+		bool timed_out;
 		memento__count(counters, MEMENTO__WAITS);
-		rc = memento__entry_wait(e, deadline);
+		rc = memento__entry_wait(e, deadline, &timed_out);
 		memento__wait_end(self);
 		if (rc == 0)
 			*obj = e->obj;
-		else if (rc == -ETIMEDOUT)
+		else if (timed_out)
 			memento__count(counters, MEMENTO__TIMEOUTS);
 	}
 	memento__entry_unref(e);

@@ -150,7 +150,8 @@ MEMENTO__HIDDEN bool memento__entry_ref(struct memento__entry *e);
 MEMENTO__HIDDEN void memento__entry_unref(struct memento__entry *e);
 MEMENTO__HIDDEN void memento__entry_publish(struct memento__entry *e, void *obj);
 MEMENTO__HIDDEN void memento__entry_fail(struct memento__entry *e, int err);
-MEMENTO__HIDDEN int memento__entry_wait(struct memento__entry *e, const struct timespec *deadline);
+MEMENTO__HIDDEN int memento__entry_wait(struct memento__entry *e, const struct timespec *deadline,
+                                        bool *timed_out);
 
 /* ---- table.c ------------------------------------------------------------------ */
 

@@ -22,6 +22,21 @@
  */
 static __thread struct memento__shard *writing_shard;
 
+/*
+ * Files a free for after the grace period, on the writer record of the
+ * shard whose lock this thread holds.  The full fence orders the unlink
+ * that made the object unreachable (a new map stored, a tombstone written)
+ * before the epoch snapshot that ck_epoch_call takes with a plain load: ck
+ * 0.7.1's poll frees what was filed under epoch e once every active reader
+ * has seen e + 1, which is safe only if no reader that began at e + 1 can
+ * still find the object.  (ck fixed this in its poll after 0.7.1.)
+ */
+static void defer_call(struct memento__shard *shard, ck_epoch_entry_t *entry, ck_epoch_cb_t *cb)
+{
+	atomic_thread_fence(memory_order_seq_cst);
+	ck_epoch_call(&shard->writer, entry, cb);
+}
+
 /* Every block handed to ck_hs starts after room for its deferred free. */
 union block_header {
 	ck_epoch_entry_t reclaim;
@@ -52,7 +67,7 @@ static void hs_free(void *p, size_t size, bool defer)
 	}
 	/* ck_hs defers only inside a write operation, under a shard lock. */
 	assert(writing_shard != NULL);
-	ck_epoch_call(&writing_shard->writer, &h->reclaim, block_reclaim);
+	defer_call(writing_shard, &h->reclaim, block_reclaim);
 }
 
 static void *hs_realloc(void *p, size_t old_size, size_t new_size, bool defer)
@@ -133,7 +148,9 @@ void memento__shard_unlock(struct memento__shard *shard)
  */
 bool memento__shard_insert(struct memento__shard *shard, struct memento__entry *e)
 {
-	/* Readers find e through ck_hs and then read its plain fields. */
+	/* ck_hs_put publishes e with a plain store; readers find e through it
+	 * and then read its plain fields, which must be visible first. */
+	atomic_thread_fence(memory_order_release);
 	MEMENTO__TSAN_RELEASE(e);
 	if (!ck_hs_put(&shard->hs, e->head.hash, e))
 		return false;
@@ -180,6 +197,6 @@ static void entry_reclaim(ck_epoch_entry_t *reclaim)
 void memento__shard_defer_free(struct memento__shard *shard, struct memento__entry *e)
 {
 	memento__shard_lock(shard);
-	ck_epoch_call(&shard->writer, &memento__cold(e)->link.reclaim, entry_reclaim);
+	defer_call(shard, &memento__cold(e)->link.reclaim, entry_reclaim);
 	memento__shard_unlock(shard);
 }

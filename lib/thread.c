@@ -12,8 +12,10 @@
  *    cache is registered, and a cache frees its records only after it left
  *    the registry;
  *  - the wait-graph lock makes deadlock detection exact: every edge
- *    "thread waits on entry" is added and removed under it, and a thread
- *    record is freed only under it.
+ *    "thread waits on entry" is added and removed under it, and an exiting
+ *    thread passes through it before its record is freed, so a walk never
+ *    reads a freed record (the exiting thread owns no entry any more: its
+ *    creations ended, by return, cancellation, pthread_exit or exception).
  *
  * SPDX-License-Identifier: BSD-2-Clause
  */
@@ -189,7 +191,8 @@ static void thread_exit(void *arg)
 	}
 	pthread_mutex_unlock(&registry_lock);
 
-	/* A deadlock check may be reading this record: it holds this lock. */
+	/* A deadlock walk that reached this record holds this lock; once we
+	 * have passed through it, no walk can reach us (we own no entry). */
 	pthread_mutex_lock(&wait_graph_lock);
 	memento__self = NULL;
 	pthread_mutex_unlock(&wait_graph_lock);

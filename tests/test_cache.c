@@ -30,6 +30,12 @@ Test(cache, new_rejects_bad_arguments)
 	memento_cache_options too_many = MEMENTO_CACHE_OPTIONS_INIT;
 	too_many.shards = MEMENTO_SHARDS_MAX + 1;
 	cr_assert_eq(memento_cache_new_with(&cache, &too_many), -EINVAL);
+	memento_cache_options too_big = MEMENTO_CACHE_OPTIONS_INIT;
+	too_big.shards = 2;
+	too_big.initial_capacity = 2 * MEMENTO_CAPACITY_PER_SHARD_MAX + 2;
+	cr_assert_eq(memento_cache_new_with(&cache, &too_big), -EINVAL);
+	too_big.initial_capacity = SIZE_MAX;
+	cr_assert_eq(memento_cache_new_with(&cache, &too_big), -EINVAL);
 	cr_assert_eq(cache, (memento_cache *)&cache, "out pointer written on failure");
 }
 

@@ -123,3 +123,55 @@ Test(deadline, staggered_deadlines_each_expire_on_their_own)
 	cr_assert_eq(s.rc, 0);
 	memento_cache_free(cache);
 }
+
+Test(deadline, negative_seconds_is_a_deadline_long_past)
+{
+	memento_cache *cache = new_cache();
+	struct counting counts = { .sleep_ms = 400 };
+	struct slow_creator s = { .cls = counting_class(cache, "slow", &counts), .key = 6 };
+	cr_assert_eq(pthread_create(&s.thread, NULL, slow_creator_run, &s), 0);
+	cr_assert(await_at_least(&counts.creations, 1, 10000));
+	struct timespec before_epoch = { -5, 0 };
+	void *obj;
+	struct timespec start = now_monotonic();
+	cr_assert_eq(memento_get_until(s.cls, &(struct args){ 6, 0 }, &obj, &before_epoch), -ETIMEDOUT);
+	cr_assert_lt(ms_between(start, now_monotonic()), 300.0, "waited for the creation");
+	pthread_join(s.thread, NULL);
+	memento_cache_free(cache);
+}
+
+Test(deadline, a_wait_leaves_errno_alone)
+{
+	memento_cache *cache = new_cache();
+	struct counting counts = { .sleep_ms = 100 };
+	struct slow_creator s = { .cls = counting_class(cache, "slow", &counts), .key = 8 };
+	cr_assert_eq(pthread_create(&s.thread, NULL, slow_creator_run, &s), 0);
+	cr_assert(await_at_least(&counts.creations, 1, 10000));
+	void *obj;
+	errno = 4242;
+	cr_assert_eq(memento_get(s.cls, &(struct args){ 8, 0 }, &obj), 0);
+	cr_assert_eq(errno, 4242);
+	struct timespec soon = after_ms(now_monotonic(), 1);
+	pthread_join(s.thread, NULL);
+	cr_assert_eq(memento_get_until(s.cls, &(struct args){ 8, 0 }, &obj, &soon), 0);
+	cr_assert_eq(errno, 4242);
+	memento_cache_free(cache);
+}
+
+/* A create that itself fails with -ETIMEDOUT is not its waiters' timeout. */
+Test(deadline, create_returning_etimedout_is_not_counted_as_a_timeout)
+{
+	memento_cache *cache = new_cache();
+	struct counting counts = { .sleep_ms = 100, .fail_with = -ETIMEDOUT };
+	struct slow_creator s = { .cls = counting_class(cache, "slow", &counts), .key = 3 };
+	cr_assert_eq(pthread_create(&s.thread, NULL, slow_creator_run, &s), 0);
+	cr_assert(await_at_least(&counts.creations, 1, 10000));
+	void *obj;
+	cr_assert_eq(memento_get(s.cls, &(struct args){ 3, 0 }, &obj), -ETIMEDOUT);
+	pthread_join(s.thread, NULL);
+	cr_assert_eq(s.rc, -ETIMEDOUT);
+	memento_stats st = stats_of(s.cls);
+	cr_assert_eq(st.timeouts, 0);
+	cr_assert_eq(st.failures, 1);
+	memento_cache_free(cache);
+}

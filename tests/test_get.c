@@ -383,3 +383,32 @@ Test(get, stats_of_many_classes_stay_apart)
 		cr_assert_eq(st.hits, (uint64_t)(i % 5), "class %d", i);
 	}
 }
+
+/* A visitor runs outside the walk's read-side section: it may create (and
+ * so block), forget, and walk again. */
+static memento_class *walk_other;
+static int busy_visit(memento_class *c, void *obj, void *ctx)
+{
+	int *visited = ctx;
+	if (c != cls)
+		return 0;
+	struct obj *o = obj;
+	void *made;
+	cr_assert_eq(memento_get(walk_other, &(struct args){ o->key, 0 }, &made), 0);
+	cr_assert_eq(memento_forget(cls, &(struct args){ o->key, 0 }), 0);
+	(*visited)++;
+	return 0;
+}
+
+Test(get, foreach_visitor_may_create_forget_and_block)
+{
+	static struct counting slow = { .sleep_ms = 2 };
+	walk_other = counting_class(cache, "made-while-walking", &slow);
+	for (uint64_t i = 0; i < 20; i++)
+		get_ok(cls, i, 0);
+	int visited = 0;
+	cr_assert_eq(memento_foreach(cache, busy_visit, &visited), 0);
+	cr_assert_eq(visited, 20);
+	cr_assert_eq(atomic_load(&slow.creations), 20);
+	cr_assert_eq(memento_count(cache), 20, "20 forgotten, 20 made while walking");
+}
