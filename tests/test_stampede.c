@@ -250,3 +250,84 @@ Test(stampede, repeated_rounds_never_create_twice)
 	cr_assert_eq(atomic_load(&counts.destroys), ROUNDS);
 	free(c.first);
 }
+
+/* ---- threads that come and go: records recycled, counts kept -------------------- */
+
+struct transient {
+	memento_class *cls;
+	void *first;
+};
+
+static void *transient_thread(void *p)
+{
+	struct transient *t = p;
+	void *obj;
+	cr_assert_eq(memento_get(t->cls, &(struct args){ 1, 0 }, &obj), 0);
+	cr_assert_eq(obj, t->first);
+	cr_assert_eq(memento_get(t->cls, &(struct args){ 2, 0 }, &obj), 0);
+	return NULL;
+}
+
+Test(stampede, exited_threads_keep_their_counts)
+{
+	enum { ROUNDS = 200, AT_ONCE = 4 };
+	memento_cache *cache = new_cache();
+	struct counting counts = { 0 };
+	struct transient t = { .cls = counting_class(cache, "transient", &counts) };
+	cr_assert_eq(memento_get(t.cls, &(struct args){ 1, 0 }, &t.first), 0);
+	for (int r = 0; r < ROUNDS; r++) {
+		pthread_t threads[AT_ONCE];
+		for (int i = 0; i < AT_ONCE; i++)
+			cr_assert_eq(pthread_create(&threads[i], NULL, transient_thread, &t), 0);
+		for (int i = 0; i < AT_ONCE; i++)
+			pthread_join(threads[i], NULL);
+	}
+	/* Every get of every exited thread is still counted. */
+	memento_stats st = stats_of(t.cls);
+	cr_assert_eq(st.hits + st.misses, 1 + 2 * ROUNDS * AT_ONCE);
+	cr_assert_eq(st.creations, 2);
+	cr_assert_eq(atomic_load(&counts.creations), 2);
+	memento_cache_free(cache);
+}
+
+/* A thread that used a cache exits after the cache was freed, and meanwhile
+ * uses a new cache: its record of the old one must be forgotten, not used. */
+struct outliving {
+	memento_class *cls;
+	atomic_int used, freed;
+	memento_class *next_cls;
+};
+
+static void *outliving_thread(void *p)
+{
+	struct outliving *o = p;
+	void *obj;
+	cr_assert_eq(memento_get(o->cls, &(struct args){ 1, 0 }, &obj), 0);
+	atomic_fetch_add(&o->used, 1);
+	while (!atomic_load(&o->freed))
+		sleep_ms(1);
+	cr_assert_eq(memento_get(o->next_cls, &(struct args){ 1, 0 }, &obj), 0);
+	return NULL;
+}
+
+Test(stampede, threads_outlive_the_caches_they_used)
+{
+	for (int round = 0; round < 20; round++) {
+		memento_cache *old = new_cache(), *next = new_cache();
+		struct counting a = { 0 }, b = { 0 };
+		struct outliving o = { .cls = counting_class(old, "old", &a),
+			               .next_cls = counting_class(next, "next", &b) };
+		pthread_t threads[4];
+		for (int i = 0; i < 4; i++)
+			cr_assert_eq(pthread_create(&threads[i], NULL, outliving_thread, &o), 0);
+		/* The cache may be freed once every use of it has returned. */
+		cr_assert(await_at_least(&o.used, 4, 10000));
+		memento_cache_free(old);
+		atomic_store(&o.freed, 1);
+		for (int i = 0; i < 4; i++)
+			pthread_join(threads[i], NULL);
+		cr_assert_eq(atomic_load(&a.destroys), 1);
+		cr_assert_eq(stats_of(o.next_cls).hits + stats_of(o.next_cls).misses, 4);
+		memento_cache_free(next);
+	}
+}
