@@ -50,9 +50,9 @@ static int callback_result(int rc)
 
 /*
  * Builds and hashes the key of args.  On success the caller must call
- * lookup_end once it no longer needs lk->probe.bytes.
+ * lookup_end once it no longer needs lk->probe.bytes.  Always inlined: it
+ * is most of the hit path, and lk then stays in registers.
  */
-/* Inlined: it is most of the hit path, and lk then stays in registers. */
 static inline __attribute__((always_inline)) int lookup_begin(struct lookup *lk,
                                                               memento_class *cls,
                                                               const void *args)
