@@ -34,22 +34,25 @@ static unsigned int round_up_pow2(unsigned int n)
 	return p;
 }
 
-/* The options the caller's header knew about, the rest defaulted. */
+/*
+ * The options the caller's header knew about, the rest defaulted; shards
+ * comes back as the power of two the cache will use.
+ */
 static int options_read(const memento_cache_options *in, memento_cache_options *out)
 {
 	*out = (memento_cache_options)MEMENTO_CACHE_OPTIONS_INIT;
-	if (in == NULL)
-		return 0;
-	if (in->size < sizeof in->size)
-		return -EINVAL;
-	memcpy(out, in, in->size < sizeof *out ? in->size : sizeof *out);
-	out->size = sizeof *out;
+	if (in != NULL) {
+		if (in->size < sizeof in->size)
+			return -EINVAL;
+		memcpy(out, in, in->size < sizeof *out ? in->size : sizeof *out);
+		out->size = sizeof *out;
+	}
 	if (out->shards > MEMENTO_SHARDS_MAX)
 		return -EINVAL;
+	out->shards = round_up_pow2(out->shards != 0 ? out->shards : MEMENTO_SHARDS_DEFAULT);
 	/* ck 0.7.1 rounds a table's starting size with a 32-bit helper: keep
 	 * each shard's first table (two slots per entry) below 2^31 slots. */
-	unsigned int nshards = round_up_pow2(out->shards != 0 ? out->shards : MEMENTO_SHARDS_DEFAULT);
-	if (out->initial_capacity / nshards > MEMENTO_CAPACITY_PER_SHARD_MAX)
+	if (out->initial_capacity / out->shards > MEMENTO_CAPACITY_PER_SHARD_MAX)
 		return -EINVAL;
 	return 0;
 }
@@ -69,7 +72,7 @@ int memento_cache_new_with(memento_cache **out, const memento_cache_options *opt
 	if (cache == NULL)
 		return -ENOMEM;
 	cache->seed = opt.seed != 0 ? opt.seed : random_seed();
-	cache->nshards = round_up_pow2(opt.shards != 0 ? opt.shards : MEMENTO_SHARDS_DEFAULT);
+	cache->nshards = opt.shards;
 	cache->shard_shift = 64u - (unsigned int)__builtin_ctz(cache->nshards);
 	ck_epoch_init(&cache->epoch);
 	if (pthread_mutex_init(&cache->class_lock, NULL) != 0) {
