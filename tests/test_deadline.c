@@ -24,14 +24,24 @@ static void *slow_creator_run(void *p)
 	return NULL;
 }
 
+/* Starts a thread on the creation of key in class cls and returns once that
+ * creation is under way; join s->thread to collect its result. */
+static void start_creation(struct slow_creator *s, memento_class *cls, const struct counting *counts,
+                           uint64_t key)
+{
+	*s = (struct slow_creator){ .cls = cls, .key = key };
+	int before = atomic_load(&counts->creations);
+	cr_assert_eq(pthread_create(&s->thread, NULL, slow_creator_run, s), 0);
+	cr_assert(await_at_least(&counts->creations, before + 1, 10000));
+}
+
 Test(deadline, wait_times_out_near_the_deadline_and_the_creation_goes_on)
 {
 	enum { CREATE_MS = 600, DEADLINE_MS = 50 };
 	memento_cache *cache = new_cache();
 	struct counting counts = { .sleep_ms = CREATE_MS };
-	struct slow_creator s = { .cls = counting_class(cache, "slow", &counts), .key = 1 };
-	cr_assert_eq(pthread_create(&s.thread, NULL, slow_creator_run, &s), 0);
-	cr_assert(await_at_least(&counts.creations, 1, 10000));
+	struct slow_creator s;
+	start_creation(&s, counting_class(cache, "slow", &counts), &counts, 1);
 
 	struct timespec start = now_monotonic();
 	struct timespec deadline = after_ms(start, DEADLINE_MS);
@@ -61,9 +71,8 @@ Test(deadline, past_deadline_times_out_at_once_without_a_creation)
 {
 	memento_cache *cache = new_cache();
 	struct counting counts = { .sleep_ms = 300 };
-	struct slow_creator s = { .cls = counting_class(cache, "slow", &counts), .key = 4 };
-	cr_assert_eq(pthread_create(&s.thread, NULL, slow_creator_run, &s), 0);
-	cr_assert(await_at_least(&counts.creations, 1, 10000));
+	struct slow_creator s;
+	start_creation(&s, counting_class(cache, "slow", &counts), &counts, 4);
 	struct timespec past = after_ms(now_monotonic(), -1000);
 	past.tv_sec -= 1;
 	void *obj;
@@ -110,9 +119,8 @@ Test(deadline, staggered_deadlines_each_expire_on_their_own)
 	memento_cache *cache = new_cache();
 	struct counting counts = { .sleep_ms = 800 };
 	struct staggered st = { .cls = counting_class(cache, "slow", &counts) };
-	struct slow_creator s = { .cls = st.cls, .key = 9 };
-	cr_assert_eq(pthread_create(&s.thread, NULL, slow_creator_run, &s), 0);
-	cr_assert(await_at_least(&counts.creations, 1, 10000));
+	struct slow_creator s;
+	start_creation(&s, st.cls, &counts, 9);
 	crowd_run(16, staggered_waiter, &st, NULL);
 	for (int i = 0; i < 16; i++) {
 		cr_assert_eq(st.rc[i], -ETIMEDOUT, "waiter %d: %s", i, memento_strerror(st.rc[i]));
@@ -128,9 +136,8 @@ Test(deadline, negative_seconds_is_a_deadline_long_past)
 {
 	memento_cache *cache = new_cache();
 	struct counting counts = { .sleep_ms = 400 };
-	struct slow_creator s = { .cls = counting_class(cache, "slow", &counts), .key = 6 };
-	cr_assert_eq(pthread_create(&s.thread, NULL, slow_creator_run, &s), 0);
-	cr_assert(await_at_least(&counts.creations, 1, 10000));
+	struct slow_creator s;
+	start_creation(&s, counting_class(cache, "slow", &counts), &counts, 6);
 	struct timespec before_epoch = { -5, 0 };
 	void *obj;
 	struct timespec start = now_monotonic();
@@ -144,9 +151,8 @@ Test(deadline, a_wait_leaves_errno_alone)
 {
 	memento_cache *cache = new_cache();
 	struct counting counts = { .sleep_ms = 100 };
-	struct slow_creator s = { .cls = counting_class(cache, "slow", &counts), .key = 8 };
-	cr_assert_eq(pthread_create(&s.thread, NULL, slow_creator_run, &s), 0);
-	cr_assert(await_at_least(&counts.creations, 1, 10000));
+	struct slow_creator s;
+	start_creation(&s, counting_class(cache, "slow", &counts), &counts, 8);
 	void *obj;
 	errno = 4242;
 	cr_assert_eq(memento_get(s.cls, &(struct args){ 8, 0 }, &obj), 0);
@@ -163,9 +169,8 @@ Test(deadline, create_returning_etimedout_is_not_counted_as_a_timeout)
 {
 	memento_cache *cache = new_cache();
 	struct counting counts = { .sleep_ms = 100, .fail_with = -ETIMEDOUT };
-	struct slow_creator s = { .cls = counting_class(cache, "slow", &counts), .key = 3 };
-	cr_assert_eq(pthread_create(&s.thread, NULL, slow_creator_run, &s), 0);
-	cr_assert(await_at_least(&counts.creations, 1, 10000));
+	struct slow_creator s;
+	start_creation(&s, counting_class(cache, "slow", &counts), &counts, 3);
 	void *obj;
 	cr_assert_eq(memento_get(s.cls, &(struct args){ 3, 0 }, &obj), -ETIMEDOUT);
 	pthread_join(s.thread, NULL);
