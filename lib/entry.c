@@ -20,10 +20,11 @@
 struct memento__entry *memento__entry_new(const struct memento__head *probe,
                                           struct memento__thread *owner)
 {
-	struct memento__entry_cold *cold = malloc(sizeof *cold + sizeof(struct memento__entry) + probe->len);
+	struct memento__entry_cold *cold =
+		malloc(sizeof *cold + sizeof(struct memento__entry) + probe->len);
 	if (cold == NULL)
 		return NULL;
-	struct memento__entry *e = (struct memento__entry *)(void *)(cold + 1);
+	struct memento__entry *e = memento__entry_of(cold);
 	memcpy(e->key, probe->bytes, probe->len);
 	e->head.hash = probe->hash;
 	e->head.cls = probe->cls;

@@ -143,6 +143,11 @@ static inline struct memento__entry_cold *memento__cold(const struct memento__en
 	return (struct memento__entry_cold *)(void *)e - 1;
 }
 
+static inline struct memento__entry *memento__entry_of(struct memento__entry_cold *cold)
+{
+	return (struct memento__entry *)(void *)(cold + 1);
+}
+
 MEMENTO__HIDDEN struct memento__entry *memento__entry_new(const struct memento__head *probe,
                                                           struct memento__thread *owner);
 MEMENTO__HIDDEN void memento__entry_free(struct memento__entry *e);

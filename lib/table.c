@@ -187,7 +187,7 @@ static void entry_reclaim(ck_epoch_entry_t *reclaim)
 {
 	struct memento__entry_cold *cold =
 		MEMENTO__CONTAINER(reclaim, struct memento__entry_cold, link.reclaim);
-	struct memento__entry *e = (struct memento__entry *)(void *)(cold + 1);
+	struct memento__entry *e = memento__entry_of(cold);
 	/* Pairs with the release before every reader's section end (get.c). */
 	MEMENTO__TSAN_ACQUIRE(&e->head.cls->cache->epoch);
 	memento__entry_free(e);
