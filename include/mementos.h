@@ -78,6 +78,23 @@ typedef struct memento_class_desc {
 } memento_class_desc;
 
 /*
+ * Where a cache gets its memory.  alloc returns `size` bytes aligned to
+ * `align` (a power of two, at most 64), or NULL when it has none; free takes
+ * back a pointer that alloc returned, with the same size.  Both get `state`.
+ * Threads: any thread that uses the cache calls them, concurrently, sometimes
+ * while holding one of the cache's locks, so they must be thread-safe, must
+ * not block for long and must not call into mementos.  Everything a cache
+ * owns goes through them: the cache, its table, classes, entries, per-thread
+ * records and counters, and temporary arrays.  Only the one record per thread
+ * that all caches share comes from malloc.
+ */
+typedef struct memento_allocator {
+	void *(*alloc)(size_t size, size_t align, void *state);
+	void (*free)(void *ptr, size_t size, void *state);
+	void *state;
+} memento_allocator;
+
+/*
  * Cache options.  Start from MEMENTO_CACHE_OPTIONS_INIT so that `size` is set:
  * the library reads only the fields that the caller's header knew about.
  */
@@ -88,12 +105,13 @@ typedef struct memento_cache_options {
 	unsigned int shards;      /* writer shards, rounded up to a power of two, at most
 	                             MEMENTO_SHARDS_MAX; 0: MEMENTO_SHARDS_DEFAULT */
 	uint64_t seed;            /* hash seed; 0: a random seed per cache */
+	memento_allocator allocator; /* both functions, or neither: malloc and free */
 } memento_cache_options;
 
 #define MEMENTO_SHARDS_DEFAULT 16
 #define MEMENTO_SHARDS_MAX 1024
 #define MEMENTO_CAPACITY_PER_SHARD_MAX ((size_t)1 << 29)
-#define MEMENTO_CACHE_OPTIONS_INIT { sizeof(memento_cache_options), 0, 0, 0 }
+#define MEMENTO_CACHE_OPTIONS_INIT { sizeof(memento_cache_options), 0, 0, 0, { 0, 0, 0 } }
 
 /* Per-class counters, summed over threads; see memento_class_stats(). */
 typedef struct memento_stats {
@@ -155,9 +173,9 @@ MEMENTO_API int memento_cache_new(memento_cache **cache);
 
 /*
  * Creates an empty cache with options (NULL: defaults).  Returns 0, -EINVAL
- * (cache NULL, options->size too small, shards above MEMENTO_SHARDS_MAX, or
- * initial_capacity above MEMENTO_CAPACITY_PER_SHARD_MAX per shard) or
- * -ENOMEM.  The table grows past initial_capacity as needed.
+ * (cache NULL, options->size too small, shards above MEMENTO_SHARDS_MAX,
+ * initial_capacity above MEMENTO_CAPACITY_PER_SHARD_MAX per shard, or only one
+ * of the allocator's two functions set) or -ENOMEM.  The table grows past initial_capacity as needed.
  * Threads: any.  Blocks: no.  Lifetime: until memento_cache_free().
  */
 MEMENTO_API int memento_cache_new_with(memento_cache **cache, const memento_cache_options *options);

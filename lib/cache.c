@@ -68,19 +68,28 @@ int memento_cache_new_with(memento_cache **out, const memento_cache_options *opt
 	if (rc != 0)
 		return rc;
 
-	memento_cache *cache = calloc(1, sizeof *cache);
+	memento_allocator allocator;
+	rc = memento__allocator_read(&opt.allocator, &allocator);
+	if (rc != 0)
+		return rc;
+
+	memento_cache *cache = memento__alloc_with(&allocator, sizeof *cache, 0);
 	if (cache == NULL)
 		return -ENOMEM;
+	memset(cache, 0, sizeof *cache);
+	cache->allocator = allocator;
 	cache->seed = opt.seed != 0 ? opt.seed : random_seed();
 	cache->nshards = opt.shards;
 	cache->shard_shift = 64u - (unsigned int)__builtin_ctz(cache->nshards);
 	ck_epoch_init(&cache->epoch);
 	if (pthread_mutex_init(&cache->class_lock, NULL) != 0) {
-		free(cache);
+		memento__free_with(&allocator, cache, sizeof *cache);
 		return -ENOMEM;
 	}
 
-	cache->shards = memento__zalloc_aligned(cache->nshards * sizeof *cache->shards);
+	/* Aligned: ck's epoch records inside want whole cache lines. */
+	cache->shards = memento__zalloc(cache, cache->nshards * sizeof *cache->shards,
+	                                MEMENTO__CACHELINE);
 	if (cache->shards == NULL) {
 		cache_destroy(cache, 0);
 		return -ENOMEM;
@@ -143,19 +152,23 @@ static int class_add(memento_cache *cache, const memento_class_desc *desc, memen
 		return -ENOMEM;
 	if (cache->nclasses == cache->capclasses) {
 		uint32_t cap = cache->capclasses != 0 ? 2 * cache->capclasses : 8;
-		memento_class **grown = realloc(cache->classes, cap * sizeof *grown);
+		memento_class **grown = memento__grow(cache, cache->classes,
+		                                      cache->capclasses * sizeof *grown,
+		                                      cap * sizeof *grown);
 		if (grown == NULL)
 			return -ENOMEM;
 		cache->classes = grown;
 		cache->capclasses = cap;
 	}
-	memento_class *cls = calloc(1, sizeof *cls);
-	char *name = strdup(desc->name);
+	size_t name_size = strlen(desc->name) + 1;
+	memento_class *cls = memento__zalloc(cache, sizeof *cls, 0);
+	char *name = memento__alloc(cache, name_size);
 	if (cls == NULL || name == NULL) {
-		free(cls);
-		free(name);
+		memento__free(cache, cls, sizeof *cls);
+		memento__free(cache, name, name_size);
 		return -ENOMEM;
 	}
+	memcpy(name, desc->name, name_size);
 	cls->cache = cache;
 	cls->name = name;
 	cls->key = desc->key;
@@ -228,10 +241,11 @@ struct visit_item {
  * and a section must not.  The objects stay valid until the cache is freed.
  */
 static int shard_snapshot(struct memento__shard *shard, struct memento__tcache *tc,
-                          struct visit_item **items, size_t *n)
+                          struct visit_item **items, size_t *n, size_t *size)
 {
 	size_t cap = atomic_load_explicit(&shard->count, memory_order_relaxed) + 16;
-	struct visit_item *v = malloc(cap * sizeof *v);
+	memento_cache *cache = shard->cache;
+	struct visit_item *v = memento__alloc(cache, cap * sizeof *v);
 	if (v == NULL)
 		return -ENOMEM;
 	size_t len = 0;
@@ -248,7 +262,8 @@ static int shard_snapshot(struct memento__shard *shard, struct memento__tcache *
 		if ((s & (MEMENTO__PHASE | MEMENTO__UNLINKED)) != MEMENTO__READY)
 			continue;
 		if (len == cap) {
-			struct visit_item *grown = realloc(v, 2 * cap * sizeof *v);
+			struct visit_item *grown =
+				memento__grow(cache, v, cap * sizeof *v, 2 * cap * sizeof *v);
 			if (grown == NULL) {
 				rc = -ENOMEM;
 				break;
@@ -258,14 +273,15 @@ static int shard_snapshot(struct memento__shard *shard, struct memento__tcache *
 		}
 		v[len++] = (struct visit_item){ (memento_class *)e->head.cls, e->obj };
 	}
-	MEMENTO__TSAN_RELEASE(&shard->cache->epoch);
+	MEMENTO__TSAN_RELEASE(&cache->epoch);
 	ck_epoch_end(&tc->epoch, NULL);
 	if (rc != 0) {
-		free(v);
+		memento__free(cache, v, cap * sizeof *v);
 		return rc;
 	}
 	*items = v;
 	*n = len;
+	*size = cap * sizeof *v;
 	return 0;
 }
 
@@ -279,13 +295,13 @@ int memento_foreach(memento_cache *cache, memento_visit_fn visit, void *ctx)
 	int rc = 0;
 	for (unsigned int i = 0; i < cache->nshards && rc == 0; i++) {
 		struct visit_item *items;
-		size_t n;
-		rc = shard_snapshot(&cache->shards[i], tc, &items, &n);
+		size_t n, size;
+		rc = shard_snapshot(&cache->shards[i], tc, &items, &n, &size);
 		if (rc != 0)
 			break;
 		for (size_t k = 0; k < n && rc == 0; k++)
 			rc = visit(items[k].cls, items[k].obj, ctx);
-		free(items);
+		memento__free(cache, items, size);
 	}
 	return rc;
 }
@@ -346,9 +362,10 @@ static int newest_first(const void *a, const void *b)
 	return (x < y) - (x > y);
 }
 
-static struct memento__entry *sort_newest_first(struct memento__entry *list, size_t n)
+static struct memento__entry *sort_newest_first(memento_cache *cache,
+                                                struct memento__entry *list, size_t n)
 {
-	struct memento__entry **all = n > 1 ? malloc(n * sizeof *all) : NULL;
+	struct memento__entry **all = n > 1 ? memento__alloc(cache, n * sizeof *all) : NULL;
 	if (all == NULL)
 		return list_sort_newest_first(list);
 	size_t i = 0;
@@ -359,7 +376,7 @@ static struct memento__entry *sort_newest_first(struct memento__entry *list, siz
 		*next_of(all[i]) = all[i + 1];
 	*next_of(all[n - 1]) = NULL;
 	list = all[0];
-	free(all);
+	memento__free(cache, all, n * sizeof *all);
 	return list;
 }
 
@@ -396,19 +413,19 @@ static void cache_destroy(memento_cache *cache, unsigned int shards_ready)
 	struct memento__tcache *tc = atomic_load_explicit(&cache->tcaches, memory_order_relaxed);
 	while (tc != NULL) {
 		struct memento__tcache *next = tc->next;
-		for (int s = 0; s < MEMENTO__COUNTER_SEGMENTS; s++)
-			free(atomic_load_explicit(&tc->segments[s], memory_order_relaxed));
-		free(tc);
+		memento__tcache_free(cache, tc);
 		tc = next;
 	}
 	for (uint32_t i = 0; i < cache->nclasses; i++) {
-		free(cache->classes[i]->name);
-		free(cache->classes[i]);
+		memento_class *cls = cache->classes[i];
+		memento__free(cache, cls->name, strlen(cls->name) + 1);
+		memento__free(cache, cls, sizeof *cls);
 	}
-	free(cache->classes);
-	free(cache->shards);
+	memento__free(cache, cache->classes, cache->capclasses * sizeof *cache->classes);
+	memento__free(cache, cache->shards, cache->nshards * sizeof *cache->shards);
 	pthread_mutex_destroy(&cache->class_lock);
-	free(cache);
+	memento_allocator allocator = cache->allocator;
+	memento__free_with(&allocator, cache, sizeof *cache);
 }
 
 void memento_cache_free(memento_cache *cache)
@@ -420,7 +437,7 @@ void memento_cache_free(memento_cache *cache)
 
 	size_t n;
 	struct memento__entry *e = collect_objects(cache, &n);
-	e = sort_newest_first(e, n);
+	e = sort_newest_first(cache, e, n);
 	while (e != NULL) {
 		struct memento__entry *next = *next_of(e);
 		const memento_class *cls = e->head.cls;

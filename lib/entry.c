@@ -17,11 +17,17 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+/* One allocation: the cold part, then the hot part and its key bytes. */
+static size_t entry_size(uint32_t key_len)
+{
+	return sizeof(struct memento__entry_cold) + sizeof(struct memento__entry) + key_len;
+}
+
 struct memento__entry *memento__entry_new(const struct memento__head *probe,
                                           struct memento__thread *owner)
 {
 	struct memento__entry_cold *cold =
-		malloc(sizeof *cold + sizeof(struct memento__entry) + probe->len);
+		memento__alloc(probe->cls->cache, entry_size(probe->len));
 	if (cold == NULL)
 		return NULL;
 	struct memento__entry *e = memento__entry_of(cold);
@@ -42,7 +48,7 @@ struct memento__entry *memento__entry_new(const struct memento__head *probe,
 
 void memento__entry_free(struct memento__entry *e)
 {
-	free(memento__cold(e));
+	memento__free(e->head.cls->cache, memento__cold(e), entry_size(e->head.len));
 }
 
 /*

@@ -28,7 +28,7 @@ struct lookup {
 static void lookup_end(struct lookup *lk)
 {
 	if (lk->heap_bytes != NULL) {
-		free(lk->heap_bytes);
+		memento__free(lk->cls->cache, lk->heap_bytes, MEMENTO_KEY_MAX);
 		lk->heap_bytes = NULL;
 	} else if (lk->probe.bytes != NULL) {
 		lk->tc->thread->scratch_busy = false;
@@ -71,7 +71,7 @@ static inline __attribute__((always_inline)) int lookup_begin(struct lookup *lk,
 	memento_key key = { .bytes = t->scratch, .len = 0, .err = 0 };
 	if (MEMENTO__UNLIKELY(t->scratch_busy)) {
 		/* A key callback is itself getting an object: nest on the heap. */
-		key.bytes = lk->heap_bytes = malloc(MEMENTO_KEY_MAX);
+		key.bytes = lk->heap_bytes = memento__alloc(cls->cache, MEMENTO_KEY_MAX);
 		if (key.bytes == NULL)
 			return -ENOMEM;
 	} else {

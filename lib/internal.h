@@ -37,15 +37,6 @@
 #define MEMENTO__CONTAINER(ptr, type, member) \
 	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 
-/* Zeroed, cache-line aligned memory (ck's epoch records need the alignment). */
-static inline void *memento__zalloc_aligned(size_t size)
-{
-	size_t rounded = (size + MEMENTO__CACHELINE - 1) & ~(size_t)(MEMENTO__CACHELINE - 1);
-	void *p = aligned_alloc(MEMENTO__CACHELINE, rounded);
-	if (p != NULL)
-		memset(p, 0, rounded);
-	return p;
-}
 
 /*
  * ThreadSanitizer cannot see the ordering that ck provides: ck_pr is inline
@@ -243,6 +234,7 @@ extern MEMENTO__HIDDEN __thread struct memento__thread *memento__self
 	__attribute__((tls_model("initial-exec")));
 
 MEMENTO__HIDDEN struct memento__tcache *memento__tcache_slow(memento_cache *cache);
+MEMENTO__HIDDEN void memento__tcache_free(memento_cache *cache, struct memento__tcache *tc);
 
 MEMENTO__HIDDEN void memento__registry_add(memento_cache *cache);
 MEMENTO__HIDDEN void memento__registry_remove(memento_cache *cache);
@@ -268,7 +260,22 @@ static inline void memento__count(struct memento__counters *c, enum memento__sta
 	                      memory_order_relaxed);
 }
 
+/* Frees tc's counter segments; only when tc itself is freed. */
+MEMENTO__HIDDEN void memento__counters_free(struct memento__tcache *tc);
 MEMENTO__HIDDEN void memento__stats_sum(const memento_class *cls, memento_stats *out);
+
+/* ---- alloc.c -------------------------------------------------------------------- */
+
+/* The allocator options name, with malloc/free filled in; -EINVAL if half set. */
+MEMENTO__HIDDEN int memento__allocator_read(const memento_allocator *in, memento_allocator *out);
+/* align 0: alignof(max_align_t).  NULL when out of memory. */
+MEMENTO__HIDDEN void *memento__alloc_with(const memento_allocator *a, size_t size, size_t align);
+MEMENTO__HIDDEN void memento__free_with(const memento_allocator *a, void *p, size_t size);
+/* Zeroed memory of cache's allocator (align 0: the default). */
+MEMENTO__HIDDEN void *memento__zalloc(memento_cache *cache, size_t size, size_t align);
+/* Like realloc, through cache's allocator: p is freed only on success. */
+MEMENTO__HIDDEN void *memento__grow(memento_cache *cache, void *p, size_t old_size,
+                                    size_t new_size);
 
 /* ---- cache.c -------------------------------------------------------------------- */
 
@@ -284,6 +291,7 @@ struct memento_class {
 };
 
 struct memento_cache {
+	memento_allocator allocator; /* for everything the cache owns */
 	uint64_t id; /* unique for the life of the process, never reused */
 	uint64_t seed;
 	unsigned int shard_shift; /* shard = hash >> shift; 64 for one shard */
@@ -299,6 +307,16 @@ struct memento_cache {
 
 	memento_cache *registry_prev, *registry_next; /* under the registry lock */
 };
+
+static inline void *memento__alloc(memento_cache *cache, size_t size)
+{
+	return memento__alloc_with(&cache->allocator, size, 0);
+}
+
+static inline void memento__free(memento_cache *cache, void *p, size_t size)
+{
+	memento__free_with(&cache->allocator, p, size);
+}
 
 static inline struct memento__shard *memento__shard_of(memento_cache *cache, uint64_t hash)
 {

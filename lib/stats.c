@@ -18,6 +18,11 @@ static unsigned int segment_of(uint32_t index, uint32_t *offset)
 	return s;
 }
 
+static size_t segment_size(unsigned int s)
+{
+	return ((size_t)8 << s) * sizeof(struct memento__counters);
+}
+
 struct memento__counters *memento__counters_slow(struct memento__tcache *tc, uint32_t index)
 {
 	uint32_t offset;
@@ -25,14 +30,21 @@ struct memento__counters *memento__counters_slow(struct memento__tcache *tc, uin
 	/* Only this thread stores segments of tc: relaxed is enough to read. */
 	struct memento__counters *seg = atomic_load_explicit(&tc->segments[s], memory_order_relaxed);
 	if (MEMENTO__UNLIKELY(seg == NULL)) {
-		size_t n = (size_t)8 << s;
-		seg = calloc(n, sizeof *seg);
+		seg = memento__zalloc(tc->cache, segment_size(s), 0);
 		if (seg == NULL)
 			return NULL;
 		/* Release: a summing reader that loads seg sees it zeroed. */
 		atomic_store_explicit(&tc->segments[s], seg, memory_order_release);
 	}
 	return &seg[offset];
+}
+
+void memento__counters_free(struct memento__tcache *tc)
+{
+	for (unsigned int s = 0; s < MEMENTO__COUNTER_SEGMENTS; s++)
+		memento__free(tc->cache,
+		              atomic_load_explicit(&tc->segments[s], memory_order_relaxed),
+		              segment_size(s));
 }
 
 static const struct memento__counters *counters_peek(const struct memento__tcache *tc,

@@ -17,8 +17,10 @@
 #include <string.h>
 
 /*
- * ck_malloc carries no user pointer, so a deferred free finds its shard
- * here: set while this thread holds that shard's lock.
+ * ck_malloc carries no user pointer, so ck_hs's allocations find their shard
+ * (its cache's allocator, its writer record for deferred frees) here: set
+ * while this thread holds that shard's lock, and while the shard's table is
+ * made or destroyed.
  */
 static __thread struct memento__shard *writing_shard;
 
@@ -37,32 +39,48 @@ static void defer_call(struct memento__shard *shard, ck_epoch_entry_t *entry, ck
 	ck_epoch_call(&shard->writer, entry, cb);
 }
 
-/* Every block handed to ck_hs starts after room for its deferred free. */
-union block_header {
-	ck_epoch_entry_t reclaim;
-	max_align_t align;
+/*
+ * Every block handed to ck_hs starts after room for its deferred free and
+ * for what freeing it needs: the cache whose allocator made it, and its size.
+ */
+struct block_header {
+	alignas(max_align_t) ck_epoch_entry_t reclaim;
+	memento_cache *cache;
+	size_t size; /* with this header */
 };
 
 static void *hs_malloc(size_t size)
 {
-	union block_header *h = malloc(sizeof *h + size);
-	return h != NULL ? h + 1 : NULL;
+	/* ck_hs allocates only under a shard lock or in shard init. */
+	assert(writing_shard != NULL);
+	memento_cache *cache = writing_shard->cache;
+	struct block_header *h = memento__alloc(cache, sizeof *h + size);
+	if (h == NULL)
+		return NULL;
+	h->cache = cache;
+	h->size = sizeof *h + size;
+	return h + 1;
+}
+
+static void block_free(struct block_header *h)
+{
+	memento__free(h->cache, h, h->size);
 }
 
 static void block_reclaim(ck_epoch_entry_t *reclaim)
 {
 	/* Readers ended their sections before this grace period closed. */
-	free(MEMENTO__CONTAINER(reclaim, union block_header, reclaim));
+	block_free(MEMENTO__CONTAINER(reclaim, struct block_header, reclaim));
 }
 
 static void hs_free(void *p, size_t size, bool defer)
 {
-	(void)size;
+	(void)size; /* the header has it, header included */
 	if (p == NULL)
 		return;
-	union block_header *h = (union block_header *)p - 1;
+	struct block_header *h = (struct block_header *)p - 1;
 	if (!defer) {
-		free(h);
+		block_free(h);
 		return;
 	}
 	/* ck_hs defers only inside a write operation, under a shard lock. */
@@ -108,8 +126,11 @@ int memento__shard_init(struct memento__shard *shard, memento_cache *cache,
 	shard->cache = cache;
 	if (pthread_mutex_init(&shard->lock, NULL) != 0)
 		return -ENOMEM;
-	if (!ck_hs_init(&shard->hs, CK_HS_MODE_OBJECT | CK_HS_MODE_SPMC, hs_hash, hs_compare,
-	                &hs_allocator, capacity, (unsigned long)seed)) {
+	writing_shard = shard;
+	bool made = ck_hs_init(&shard->hs, CK_HS_MODE_OBJECT | CK_HS_MODE_SPMC, hs_hash,
+	                       hs_compare, &hs_allocator, capacity, (unsigned long)seed);
+	writing_shard = NULL;
+	if (!made) {
 		pthread_mutex_destroy(&shard->lock);
 		return -ENOMEM;
 	}
@@ -122,8 +143,10 @@ void memento__shard_destroy(struct memento__shard *shard)
 {
 	/* No section is open, so the barrier returns at once and runs every
 	 * deferred free. */
+	writing_shard = shard;
 	ck_epoch_barrier(&shard->writer);
 	ck_hs_destroy(&shard->hs);
+	writing_shard = NULL;
 	pthread_mutex_destroy(&shard->lock);
 }
 

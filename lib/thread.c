@@ -110,7 +110,8 @@ static struct memento__tcache *tcache_acquire(memento_cache *cache, struct memen
 		tc->thread = t;
 		return tc;
 	}
-	tc = memento__zalloc_aligned(sizeof *tc);
+	/* Aligned: ck's epoch record wants whole cache lines. */
+	tc = memento__zalloc(cache, sizeof *tc, MEMENTO__CACHELINE);
 	if (tc == NULL)
 		return NULL;
 	tc->thread = t;
@@ -120,6 +121,13 @@ static struct memento__tcache *tcache_acquire(memento_cache *cache, struct memen
 	/* Release: a stats reader that finds tc sees it initialised. */
 	atomic_store_explicit(&cache->tcaches, tc, memory_order_release);
 	return tc;
+}
+
+/* Only from memento_cache_free, once no thread can use the record. */
+void memento__tcache_free(memento_cache *cache, struct memento__tcache *tc)
+{
+	memento__counters_free(tc);
+	memento__free(cache, tc, sizeof *tc);
 }
 
 /* Under registry_lock: forgets the slots of caches that were freed. */
