@@ -103,6 +103,7 @@ int memento_cache_new_with(memento_cache **out, const memento_cache_options *opt
 			return rc;
 		}
 	}
+	memento__fork_handlers_install();
 	memento__registry_add(cache);
 	*out = cache;
 	return 0;
@@ -117,6 +118,16 @@ int memento_cache_new(memento_cache **cache)
 
 static _Atomic(memento_cache *) default_cache;
 static pthread_mutex_t default_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void memento__default_cache_lock(void)
+{
+	pthread_mutex_lock(&default_cache_lock);
+}
+
+void memento__default_cache_unlock(void)
+{
+	pthread_mutex_unlock(&default_cache_lock);
+}
 
 memento_cache *memento_default_cache(void)
 {

@@ -174,6 +174,9 @@ MEMENTO__HIDDEN bool memento__shard_insert(struct memento__shard *shard, struct 
 MEMENTO__HIDDEN uint32_t memento__shard_unlink(struct memento__shard *shard, struct memento__entry *e);
 MEMENTO__HIDDEN void memento__shard_retire(struct memento__shard *shard, struct memento__entry *e);
 MEMENTO__HIDDEN void memento__shard_defer_free(struct memento__shard *shard, struct memento__entry *e);
+/* In a fork child, lock held: frees the creations in flight of other threads. */
+MEMENTO__HIDDEN void memento__shard_drop_orphans(struct memento__shard *shard,
+                                                 const struct memento__thread *self);
 
 /* ---- stats.c ----------------------------------------------------------------- */
 
@@ -238,6 +241,15 @@ MEMENTO__HIDDEN void memento__tcache_free(memento_cache *cache, struct memento__
 
 MEMENTO__HIDDEN void memento__registry_add(memento_cache *cache);
 MEMENTO__HIDDEN void memento__registry_remove(memento_cache *cache);
+MEMENTO__HIDDEN void memento__registry_lock(void);
+MEMENTO__HIDDEN void memento__registry_unlock(void);
+/* Under the registry lock: the live caches, through registry_next. */
+MEMENTO__HIDDEN memento_cache *memento__registry_first(void);
+MEMENTO__HIDDEN void memento__wait_graph_lock(void);
+MEMENTO__HIDDEN void memento__wait_graph_unlock(void);
+/* In a fork child, under every lock: ends the sections of the threads that
+ * did not survive and frees their records (self is the one that did). */
+MEMENTO__HIDDEN void memento__threads_drop_others(struct memento__thread *self);
 MEMENTO__HIDDEN int memento__wait_begin(struct memento__thread *self, struct memento__entry *e);
 MEMENTO__HIDDEN void memento__wait_end(struct memento__thread *self);
 
@@ -277,7 +289,15 @@ MEMENTO__HIDDEN void *memento__zalloc(memento_cache *cache, size_t size, size_t 
 MEMENTO__HIDDEN void *memento__grow(memento_cache *cache, void *p, size_t old_size,
                                     size_t new_size);
 
+/* ---- fork.c --------------------------------------------------------------------- */
+
+/* Registers the fork handlers, once per process; from the first new cache. */
+MEMENTO__HIDDEN void memento__fork_handlers_install(void);
+
 /* ---- cache.c -------------------------------------------------------------------- */
+
+MEMENTO__HIDDEN void memento__default_cache_lock(void);
+MEMENTO__HIDDEN void memento__default_cache_unlock(void);
 
 struct memento_class {
 	memento_cache *cache;

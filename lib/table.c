@@ -216,6 +216,28 @@ static void entry_reclaim(ck_epoch_entry_t *reclaim)
 	memento__entry_free(e);
 }
 
+/*
+ * In a fork child: a creation that another thread had in flight will never
+ * finish, so it leaves the table (the next get creates again).  Nobody in
+ * the child holds it: its owner and waiters were other threads, and the
+ * only thread is not in a read-side section, so it is freed at once.
+ */
+void memento__shard_drop_orphans(struct memento__shard *shard,
+                                 const struct memento__thread *self)
+{
+	ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
+	void *p;
+	while (ck_hs_next(&shard->hs, &it, &p)) {
+		struct memento__entry *e = p;
+		uint32_t s = atomic_load_explicit(&e->head.state, memory_order_relaxed);
+		if ((s & MEMENTO__PHASE) != MEMENTO__CREATING ||
+		    atomic_load_explicit(&memento__cold(e)->owner, memory_order_relaxed) == self)
+			continue;
+		memento__shard_unlink(shard, e);
+		memento__entry_free(e);
+	}
+}
+
 /* Frees an unlinked entry once every reader that might see it has left. */
 void memento__shard_defer_free(struct memento__shard *shard, struct memento__entry *e)
 {

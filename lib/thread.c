@@ -63,6 +63,31 @@ void memento__registry_remove(memento_cache *cache)
 	pthread_mutex_unlock(&registry_lock);
 }
 
+void memento__registry_lock(void)
+{
+	pthread_mutex_lock(&registry_lock);
+}
+
+void memento__registry_unlock(void)
+{
+	pthread_mutex_unlock(&registry_lock);
+}
+
+memento_cache *memento__registry_first(void)
+{
+	return registry_head;
+}
+
+void memento__wait_graph_lock(void)
+{
+	pthread_mutex_lock(&wait_graph_lock);
+}
+
+void memento__wait_graph_unlock(void)
+{
+	pthread_mutex_unlock(&wait_graph_lock);
+}
+
 /* Under registry_lock. */
 static bool registry_has(uint64_t id)
 {
@@ -206,6 +231,37 @@ static void thread_exit(void *arg)
 	pthread_mutex_unlock(&wait_graph_lock);
 	free(t->slots);
 	free(t);
+}
+
+/*
+ * A record whose thread is gone without its exit destructor (fork's child):
+ * close the read-side sections it was in, so that grace periods advance,
+ * and release it for reuse, as thread_exit would have.  Under registry_lock.
+ */
+static void tcache_abandon(struct memento__tcache *tc)
+{
+	while (ck_pr_load_uint(&tc->epoch.active) != 0)
+		ck_epoch_end(&tc->epoch, NULL);
+	ck_epoch_unregister(&tc->epoch);
+	tc->thread = NULL;
+}
+
+void memento__threads_drop_others(struct memento__thread *self)
+{
+	for (memento_cache *c = registry_head; c != NULL; c = c->registry_next) {
+		for (struct memento__tcache *tc = atomic_load_explicit(&c->tcaches, memory_order_relaxed);
+		     tc != NULL; tc = tc->next) {
+			struct memento__thread *t = tc->thread;
+			if (t == NULL || t == self)
+				continue;
+			/* All of t's records go at once, so t is met only here. */
+			for (size_t i = 0; i < t->nslots; i++)
+				if (registry_has(t->slots[i].cache_id))
+					tcache_abandon(t->slots[i].tc);
+			free(t->slots);
+			free(t);
+		}
+	}
 }
 
 /* ---- the wait-for graph ------------------------------------------------------------- */
