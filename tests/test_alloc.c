@@ -6,69 +6,9 @@
  * SPDX-License-Identifier: BSD-2-Clause
  */
 #include "support.h"
+#include "support_alloc.h"
 
-#include <stdalign.h>
-#include <stddef.h>
 #include <string.h>
-
-/*
- * A counting allocator that can fail its n-th allocation.  Each block has a
- * header in front that remembers its size, so that a free with the wrong
- * size (which would corrupt a user's pool allocator) is caught.
- */
-struct hook {
-	atomic_long allocs;     /* alloc calls so far */
-	long fail_at;           /* the alloc call that fails (1-based); 0: none */
-	atomic_long failed;     /* failures injected */
-	atomic_long live_blocks;
-	atomic_long live_bytes;
-	atomic_long size_mismatches;
-	atomic_long bad_alignments;
-};
-
-#define HEADER 64 /* >= every alignment the library may ask for */
-
-static void *hook_alloc(size_t size, size_t align, void *state)
-{
-	struct hook *h = state;
-	long n = atomic_fetch_add(&h->allocs, 1) + 1;
-	if (align == 0 || (align & (align - 1)) != 0 || align > HEADER)
-		atomic_fetch_add(&h->bad_alignments, 1);
-	if (n == h->fail_at) {
-		atomic_fetch_add(&h->failed, 1);
-		return NULL;
-	}
-	unsigned char *p = aligned_alloc(HEADER, HEADER + ((size + HEADER - 1) / HEADER) * HEADER);
-	if (p == NULL)
-		return NULL;
-	memcpy(p, &size, sizeof size);
-	atomic_fetch_add(&h->live_blocks, 1);
-	atomic_fetch_add(&h->live_bytes, (long)size);
-	return p + HEADER;
-}
-
-static void hook_free(void *ptr, size_t size, void *state)
-{
-	struct hook *h = state;
-	cr_assert_not_null(ptr, "free of NULL reached the allocator");
-	unsigned char *p = (unsigned char *)ptr - HEADER;
-	size_t stored;
-	memcpy(&stored, p, sizeof stored);
-	if (stored != size)
-		atomic_fetch_add(&h->size_mismatches, 1);
-	atomic_fetch_sub(&h->live_blocks, 1);
-	atomic_fetch_sub(&h->live_bytes, (long)stored);
-	free(p);
-}
-
-static memento_cache_options hooked_options(struct hook *h, unsigned int shards)
-{
-	memento_cache_options opt = MEMENTO_CACHE_OPTIONS_INIT;
-	opt.shards = shards;
-	opt.seed = 42; /* the same allocations in the same order, run after run */
-	opt.allocator = (memento_allocator){ hook_alloc, hook_free, h };
-	return opt;
-}
 
 /* ---- the scenario --------------------------------------------------------------- */
 
