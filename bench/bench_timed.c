@@ -1,0 +1,167 @@
+/*
+ * bench_timed.c: one timed phase.  The threads start together, each calls
+ * get in a loop over its own key source for a fixed duration, checks every
+ * object it gets, and optionally times every BENCH_SAMPLE_EVERY-th call.
+ *
+ * The loop is the same for every implementation: one array read for the
+ * key, one indirect call, one compare of the object's key, one predictable
+ * branch for sampling, and a relaxed load of the stop flag every
+ * STOP_CHECK_EVERY gets.
+ *
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+#include "bench_driver.h"
+
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STOP_CHECK_EVERY 64
+
+/* ---- the workers ------------------------------------------------------------------ */
+
+struct worker {
+	alignas(64) pthread_t thread; /* a cache line each: no false sharing */
+	const struct bench_timed *run;
+	unsigned index;
+	struct bench_gate *gate;
+	_Atomic bool *stop;
+	uint64_t ops, start_ns, end_ns;
+	int rc;            /* a failed get */
+	bool wrong_object; /* get returned another key's object */
+	uint64_t bad_key;
+};
+
+static void sample_add(struct bench_samples *s, uint64_t ns)
+{
+	if (s->n < s->cap)
+		s->ns[s->n++] = ns < UINT32_MAX ? (uint32_t)ns : UINT32_MAX;
+}
+
+/* The timed loop: gets until the stop flag, or until a get goes wrong. */
+static void worker_loop(struct worker *w)
+{
+	const struct bench_timed *run = w->run;
+	int (*const get)(void *, uint64_t, struct bench_object **) = run->impl->get;
+	void *const table = run->table;
+	const struct bench_source src = run->sources[w->index];
+	struct bench_samples *const samples =
+		run->samples != NULL ? &run->samples[w->index] : NULL;
+
+	w->start_ns = bench_now_ns();
+	uint64_t i = 0;
+	/* Relaxed: the flag only ends the loop; the join orders the results. */
+	while (!atomic_load_explicit(w->stop, memory_order_relaxed)) {
+		for (unsigned j = 0; j < STOP_CHECK_EVERY; j++, i++) {
+			uint64_t key = src.base +
+			               (src.stream != NULL ? src.stream[(src.start + i) & src.mask] : i);
+			struct bench_object *obj;
+			int rc;
+			if (samples != NULL && i % BENCH_SAMPLE_EVERY == 0) {
+				uint64_t t0 = bench_now_ns();
+				rc = get(table, key, &obj);
+				sample_add(samples, bench_now_ns() - t0);
+			} else {
+				rc = get(table, key, &obj);
+			}
+			if (__builtin_expect(rc != 0 || obj->key != key, 0)) {
+				w->rc = rc;
+				w->wrong_object = rc == 0;
+				w->bad_key = key;
+				w->end_ns = bench_now_ns();
+				w->ops = i;
+				return;
+			}
+		}
+	}
+	w->end_ns = bench_now_ns();
+	w->ops = i;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	const struct bench_impl *impl = w->run->impl;
+	if (impl->thread_begin != NULL)
+		impl->thread_begin(w->run->table);
+	if (bench_gate_pass(w->gate))
+		worker_loop(w);
+	if (impl->thread_end != NULL)
+		impl->thread_end(w->run->table);
+	return NULL;
+}
+
+/* ---- a run --------------------------------------------------------------------------- */
+
+static int report_failures(const struct bench_timed *run, const struct worker *w)
+{
+	int failed = 0;
+	for (unsigned t = 0; t < run->threads; t++) {
+		if (w[t].wrong_object)
+			fprintf(stderr, "mementos-bench: %s: get(%llu) returned another key's object\n",
+			        run->impl->name, (unsigned long long)w[t].bad_key);
+		else if (w[t].rc != 0)
+			fprintf(stderr, "mementos-bench: %s: get(%llu) failed: %s\n", run->impl->name,
+			        (unsigned long long)w[t].bad_key, strerror(-w[t].rc));
+		failed |= w[t].wrong_object || w[t].rc != 0;
+	}
+	return failed ? -1 : 0;
+}
+
+int bench_timed_run(struct bench_timed *run)
+{
+	struct worker *w = aligned_alloc(alignof(struct worker), run->threads * sizeof *w);
+	if (w == NULL) {
+		fprintf(stderr, "mementos-bench: out of memory for %u threads\n", run->threads);
+		return -1;
+	}
+	memset(w, 0, run->threads * sizeof *w);
+	struct bench_gate gate;
+	bench_gate_init(&gate);
+	_Atomic bool stop = false;
+
+	unsigned started = 0;
+	for (; started < run->threads; started++) {
+		struct worker *me = &w[started];
+		me->run = run;
+		me->index = started;
+		me->gate = &gate;
+		me->stop = &stop;
+		int err = pthread_create(&me->thread, NULL, worker_main, me);
+		if (err != 0) {
+			fprintf(stderr, "mementos-bench: cannot start thread %u: %s\n", started + 1,
+			        strerror(err));
+			break;
+		}
+	}
+	bool aborted = started < run->threads;
+	bench_gate_release(&gate, started, aborted);
+	if (!aborted) {
+		bench_sleep_ns(run->run_ns);
+		/* Relaxed: see worker_main. */
+		atomic_store_explicit(&stop, true, memory_order_relaxed);
+	}
+	for (unsigned t = 0; t < started; t++)
+		pthread_join(w[t].thread, NULL);
+	bench_gate_destroy(&gate);
+
+	int rc = aborted ? -1 : report_failures(run, w);
+	if (rc == 0) {
+		/* From the first thread's start to the last one's end: a thread
+		 * that starts late (more threads than cores) still counts. */
+		uint64_t first = UINT64_MAX, last = 0;
+		run->total_ops = 0;
+		for (unsigned t = 0; t < run->threads; t++) {
+			run->ops[t] = w[t].ops;
+			run->total_ops += w[t].ops;
+			first = w[t].start_ns < first ? w[t].start_ns : first;
+			last = w[t].end_ns > last ? w[t].end_ns : last;
+		}
+		run->seconds = (double)(last - first) / 1e9;
+	}
+	free(w);
+	return rc;
+}
