@@ -92,7 +92,10 @@ static void usage(FILE *out)
 "                   objects\n"
 "  creations        objects the table created: hot 1, uniform its keys, zipf\n"
 "                   and insert those of the reported run (one per distinct\n"
-"                   key asked for), stampede the most in one round (1)\n"
+"                   key asked for), stampede the most in one round (1).\n"
+"                   zipf: creations / ops is the run's miss ratio; it falls\n"
+"                   as a run goes on, so in a fixed duration a faster\n"
+"                   implementation also meets fewer misses\n"
 "  worst_wake_us    (stampede) longest delay from the end of a creation to a\n"
 "                   thread's return with the object, over all rounds\n"
 "  oversubscribed   1 when threads > cores, else 0\n",
