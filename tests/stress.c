@@ -31,7 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* ---- the checker's own shared counters ---------------------------------------- */
+/* ---- the checker's own shared counters -------------------------------------------- */
 
 /*
  * The bookkeeping below (forget counters, creations in flight) is shared by
@@ -177,7 +177,7 @@ static bool allowed_error(uint32_t g, int rc)
 	return false;
 }
 
-/* ---- objects ------------------------------------------------------------------------- */
+/* ---- objects ---------------------------------------------------------------------- */
 
 #define OBJ_MAGIC 0x4f424a53545245ull
 enum { OBJ_LIVE = 1, OBJ_FAILED, OBJ_DESTROYED };
@@ -219,7 +219,7 @@ struct args {
 	struct call *call;
 };
 
-/* ---- per-key bookkeeping and the rules it checks -------------------------------------- */
+/* ---- per-key bookkeeping and the rules it checks ---------------------------------- */
 
 /*
  * memento_forget detaches a creation in flight: its creator and its waiters
@@ -298,10 +298,11 @@ static bool apart(uint64_t x, uint64_t y)
 	return creation_b(x) > creation_d(y) || creation_b(y) > creation_d(x);
 }
 
-/* ---- workers ---------------------------------------------------------------------------- */
+/* ---- workers ---------------------------------------------------------------------- */
 
 enum op { OP_GET, OP_GET_UNTIL, OP_PEEK, OP_FORGET, OP_FOREACH, OP_COUNT, NOPS };
-static const char *const op_names[NOPS] = { "get", "get_until", "peek", "forget", "foreach", "count" };
+static const char *const op_names[NOPS] = { "get",    "get_until", "peek",
+	                                     "forget", "foreach",   "count" };
 
 struct counts {
 	uint64_t ops[NOPS];
@@ -360,7 +361,7 @@ static uint64_t splitmix(uint64_t x)
 	return x ^ (x >> 31);
 }
 
-/* ---- rounds ------------------------------------------------------------------------------- */
+/* ---- rounds ----------------------------------------------------------------------- */
 
 /*
  * Each round has a mode: how the threads choose their work and how
@@ -413,7 +414,7 @@ static pthread_barrier_t round_barrier, burst_barrier;
  * relaxed, a destroy on any other thread is the bug it catches. */
 static atomic_bool freeing;
 
-/* ---- violations ------------------------------------------------------------------------------ */
+/* ---- violations ------------------------------------------------------------------- */
 
 static atomic_uint violations;
 static pthread_mutex_t report_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -447,7 +448,7 @@ static const char *err_name(int rc)
 	return rc == 0 ? "0" : name != NULL ? name : "an unknown error";
 }
 
-/* ---- time ------------------------------------------------------------------------------------- */
+/* ---- time ------------------------------------------------------------------------- */
 
 static struct timespec now_monotonic(void)
 {
@@ -504,7 +505,7 @@ static void watch(struct worker *w, enum op op, uint32_t g)
 	atomic_store_explicit(&w->watch_key, g, memory_order_relaxed);
 }
 
-/* ---- the key and create callbacks -------------------------------------------------------------- */
+/* ---- the key and create callbacks ------------------------------------------------- */
 
 static int leaf_key(memento_key *key, const void *args, void *ctx)
 {
@@ -702,7 +703,7 @@ static void destroy_cb(void *obj, void *ctx)
 	atomic_store_explicit(&o->state, OBJ_DESTROYED, memory_order_relaxed);
 }
 
-/* ---- checked calls ------------------------------------------------------------------------------- */
+/* ---- checked calls ---------------------------------------------------------------- */
 
 /* An object handed out for g by a call that began at d: its own key, alive, not stale (R3). */
 static bool object_ok(struct object *o, uint32_t g, uint64_t d, const char *what)
@@ -919,7 +920,7 @@ static void op_count(struct worker *w)
 		VIOLATION("memento_count returned %zu with only %" PRIu32 " keys", n, nkeys);
 }
 
-/* ---- what the threads do, by mode ----------------------------------------------------------------- */
+/* ---- what the threads do, by mode ------------------------------------------------- */
 
 static int pick_class(struct worker *w)
 {
@@ -1060,8 +1061,8 @@ static void run_round(struct worker *w)
 			step_mixed(w, 4, 20);
 			break;
 		}
-		atomic_store_explicit(&w->watch_ops, atomic_load_explicit(&w->watch_ops, memory_order_relaxed) + 1,
-		                      memory_order_relaxed);
+		uint64_t steps = atomic_load_explicit(&w->watch_ops, memory_order_relaxed);
+		atomic_store_explicit(&w->watch_ops, steps + 1, memory_order_relaxed);
 	}
 }
 
@@ -1082,7 +1083,7 @@ static void *worker_main(void *arg)
 	}
 }
 
-/* ---- the allocator of odd rounds ---------------------------------------------------------------------- */
+/* ---- the allocator of odd rounds -------------------------------------------------- */
 
 /*
  * Odd rounds give the cache an allocator that checks what comes back: each
@@ -1139,7 +1140,7 @@ static void checked_free(void *ptr, size_t size, void *state)
 	free(h);
 }
 
-/* ---- main: rounds, end-of-round checks, the summary ------------------------------------------------------ */
+/* ---- main: rounds, end-of-round checks, the summary ------------------------------- */
 
 static struct counts total;
 static uint64_t total_waits, total_rounds;
@@ -1438,8 +1439,8 @@ static void keys_setup(void)
 	final_visits = calloc(n, sizeof *final_visits);
 	workers = calloc((size_t)nthreads, sizeof *workers);
 	if (named_parts == NULL || forgets_begun == NULL || forgets_done == NULL ||
-	    succeeded == NULL || started == NULL || inflight == NULL || final_obj == NULL || final_visits == NULL ||
-	    workers == NULL) {
+	    succeeded == NULL || started == NULL || inflight == NULL || final_obj == NULL ||
+	    final_visits == NULL || workers == NULL) {
 		fprintf(stderr, "stress: out of memory\n");
 		exit(1);
 	}
