@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Makes sure the Debian packages that mementos needs are installed.
 #
-# Usage: scripts/deps.sh [--bench]
+# Usage: scripts/deps.sh [--bench] [--fuzz]
 #
 #   --bench   also the packages the benchmarks compare against and plot with
+#   --fuzz    also clang and libFuzzer, for scripts/fuzz.sh
 #
 # Checks each package with dpkg-query.  When none is missing it prints one
 # line and exits 0.  When some are missing: as root, it runs `apt-get update`
@@ -37,6 +38,16 @@ BENCH_PACKAGES=(
 	libtbb-dev
 	gnuplot-nox
 )
+# Fuzzing only (--fuzz): clang; its runtime libraries, which hold libFuzzer and
+# clang's sanitizers (clang merely recommends them, and recommendations are not
+# installed here); llvm for llvm-symbolizer, which turns the sanitizers' stack
+# traces into file:line.  All three follow Debian's default LLVM (14 on
+# bookworm), so they stay one version.
+FUZZ_PACKAGES=(
+	clang
+	libclang-rt-dev
+	llvm
+)
 
 usage() {
 	sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"
@@ -49,6 +60,10 @@ while [[ $# -gt 0 ]]; do
 	--bench)
 		packages+=("${BENCH_PACKAGES[@]}")
 		what="build, test and benchmark"
+		;;
+	--fuzz)
+		packages+=("${FUZZ_PACKAGES[@]}")
+		what="build, test and fuzz"
 		;;
 	-h | --help)
 		usage

@@ -1,0 +1,832 @@
+/*
+ * Writes the seed corpus of the fuzz_ops harness: small programs in the
+ * language of fuzz_ops.h, each exercising a few operations.
+ *
+ *   mementos-fuzz-corpus tests/fuzz/corpus
+ *
+ * Deterministic: the same files every time, so the committed corpus can be
+ * regenerated and diffed.
+ *
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+#include "fuzz_ops.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct buf {
+	unsigned char b[2048];
+	size_t n;
+};
+
+static void put(struct buf *b, unsigned v)
+{
+	if (b->n == sizeof b->b) {
+		fprintf(stderr, "make_corpus: a seed outgrew its buffer\n");
+		exit(1);
+	}
+	b->b[b->n++] = (unsigned char)v;
+}
+
+static void put64(struct buf *b, unsigned long long v)
+{
+	for (int i = 0; i < 8; i++)
+		put(b, (unsigned)(v >> (8 * i)) & 0xff);
+}
+
+static void op(struct buf *b, unsigned opcode, unsigned flags)
+{
+	put(b, opcode | flags << 4);
+}
+
+static void block(struct buf *b, const struct buf *inner)
+{
+	put(b, (unsigned)inner->n);
+	for (size_t i = 0; i < inner->n; i++)
+		put(b, inner->b[i]);
+}
+
+static const struct buf empty;
+
+/* The end of args: key return, where the key block runs, and create. */
+static void args_end(struct buf *b, unsigned keyret, unsigned nest_at, const struct buf *key_block,
+                     unsigned create, const struct buf *create_block)
+{
+	put(b, keyret);
+	put(b, nest_at);
+	block(b, key_block);
+	put(b, create);
+	block(b, create_block);
+}
+
+/* Args of one small u64 field. */
+static void args_one(struct buf *b, unsigned v, unsigned keyret, unsigned create,
+                     const struct buf *create_block)
+{
+	put(b, 1);
+	put(b, FIELD_U64_SMALL);
+	put(b, v);
+	args_end(b, keyret, 0, &empty, create, create_block);
+}
+
+static void args_u64(struct buf *b, unsigned v, unsigned create)
+{
+	args_one(b, v, KEYRET_ZERO, create, &empty);
+}
+
+/* A get whose create runs a nested program. */
+static void get_nested(struct buf *b, unsigned cls, unsigned v, unsigned create,
+                       const struct buf *create_block)
+{
+	op(b, OP_GET, 0);
+	put(b, cls);
+	args_one(b, v, KEYRET_ZERO, create, create_block);
+}
+
+static void get_u64(struct buf *b, unsigned cls, unsigned v, unsigned create)
+{
+	op(b, OP_GET, 0);
+	put(b, cls);
+	args_u64(b, v, create);
+}
+
+/* A get with one field given as kind + payload bytes. */
+static void get_field(struct buf *b, unsigned cls, const unsigned char *field, size_t n)
+{
+	op(b, OP_GET, 0);
+	put(b, cls);
+	put(b, 1);
+	for (size_t i = 0; i < n; i++)
+		put(b, field[i]);
+	args_end(b, KEYRET_LAST, 0, &empty, CREATE_OBJECT, &empty);
+}
+
+static void class_new(struct buf *b, unsigned name, unsigned cflags)
+{
+	op(b, OP_CLASS_NEW, 0);
+	put(b, name);
+	put(b, cflags);
+}
+
+static void again(struct buf *b, unsigned kind, unsigned which)
+{
+	op(b, OP_AGAIN, kind);
+	put(b, which);
+	if (kind == AGAIN_GET_UNTIL)
+		put(b, 0);
+}
+
+static void stats(struct buf *b, unsigned cls)
+{
+	op(b, OP_STATS, 0);
+	put(b, cls);
+}
+
+static void foreach(struct buf *b, unsigned stop, unsigned ret, unsigned nest_at,
+                    const struct buf *nest)
+{
+	op(b, OP_FOREACH, 0);
+	put(b, stop);
+	put(b, ret);
+	put(b, nest_at);
+	block(b, nest);
+}
+
+/* ---- the seeds ------------------------------------------------------------------- */
+
+static void seed_empty(struct buf *b)
+{
+	put(b, OPT_NEW);
+}
+
+static void seed_hit(struct buf *b)
+{
+	put(b, OPT_NEW);
+	get_u64(b, 0, 1, CREATE_OBJECT);
+	get_u64(b, 0, 1, CREATE_OBJECT); /* a hit: create must not run */
+	again(b, AGAIN_GET, 0);
+	again(b, AGAIN_PEEK, 1);
+	op(b, OP_COUNT, 0);
+	stats(b, 0);
+}
+
+static void seed_integers(struct buf *b)
+{
+	static const unsigned char u64s[] = { FIELD_U64_SMALL, 7 }, i64s[] = { FIELD_I64_SMALL, 0xff },
+				   ptrs[] = { FIELD_PTR_SMALL, 0 }, ptr1[] = { FIELD_PTR_SMALL, 1 };
+	put(b, OPT_NEW);
+	get_field(b, 0, u64s, sizeof u64s);
+	get_field(b, 0, i64s, sizeof i64s);
+	get_field(b, 0, ptrs, sizeof ptrs);
+	get_field(b, 0, ptr1, sizeof ptr1);
+	static const unsigned raw[] = { FIELD_U64, FIELD_I64, FIELD_F64, FIELD_PTR };
+	for (size_t k = 0; k < sizeof raw / sizeof raw[0]; k++) {
+		op(b, OP_GET, 0);
+		put(b, 0);
+		put(b, 1);
+		put(b, raw[k]);
+		put64(b, 0xffffffffffffffffull);
+		args_end(b, KEYRET_ZERO, 0, &empty, CREATE_OBJECT, &empty);
+	}
+	op(b, OP_GET, 0); /* i64 -1 raw: the same key as i64 small 0xff */
+	put(b, 0);
+	put(b, 1);
+	put(b, FIELD_I64);
+	put64(b, 0xffffffffffffffffull);
+	args_end(b, KEYRET_ZERO, 0, &empty, CREATE_OBJECT, &empty);
+	op(b, OP_COUNT, 0);
+}
+
+/* u64 1, i64 1 and f64 1.0 are three keys; -0.0 is 0.0; every NaN is one. */
+static void seed_typed(struct buf *b)
+{
+	static const unsigned char u[] = { FIELD_U64_SMALL, 1 }, i[] = { FIELD_I64_SMALL, 1 },
+				   f[] = { FIELD_F64_SPECIAL, 7 };
+	put(b, OPT_NEW);
+	get_field(b, 0, u, sizeof u);
+	get_field(b, 0, i, sizeof i);
+	get_field(b, 0, f, sizeof f);
+	for (unsigned s = 0; s < 12; s++) {
+		unsigned char sp[] = { FIELD_F64_SPECIAL, (unsigned char)s };
+		get_field(b, 0, sp, sizeof sp);
+	}
+	op(b, OP_COUNT, 0);
+	foreach(b, 0, 0, 0, &empty);
+}
+
+static void seed_f64_raw(struct buf *b)
+{
+	static const unsigned long long bits[] = { 0x8000000000000000ull, 0x7ff8000000000001ull,
+		                                   0xfff0000000000001ull, 0x3ff0000000000000ull };
+	put(b, OPT_NEW);
+	for (size_t k = 0; k < sizeof bits / sizeof bits[0]; k++) {
+		op(b, OP_GET, 0);
+		put(b, 0);
+		put(b, 1);
+		put(b, FIELD_F64);
+		put64(b, bits[k]);
+		args_end(b, KEYRET_ZERO, 0, &empty, CREATE_OBJECT, &empty);
+	}
+	op(b, OP_COUNT, 0);
+}
+
+/* ("ab","c") is not ("a","bc"); a string stops at its NUL. */
+static void seed_strings(struct buf *b)
+{
+	put(b, OPT_NEW);
+	op(b, OP_GET, 0);
+	put(b, 0);
+	put(b, 2);
+	put(b, FIELD_STR), put(b, 2), put(b, 'a'), put(b, 'b');
+	put(b, FIELD_STR), put(b, 1), put(b, 'c');
+	args_end(b, KEYRET_LAST, 0, &empty, CREATE_OBJECT, &empty);
+	op(b, OP_GET, 0);
+	put(b, 0);
+	put(b, 2);
+	put(b, FIELD_STR), put(b, 1), put(b, 'a');
+	put(b, FIELD_STR), put(b, 2), put(b, 'b'), put(b, 'c');
+	args_end(b, KEYRET_LAST, 0, &empty, CREATE_OBJECT, &empty);
+	op(b, OP_GET, 0);
+	put(b, 0);
+	put(b, 1);
+	put(b, FIELD_STR), put(b, 4), put(b, 'a'), put(b, 0), put(b, 'z'), put(b, 'z');
+	args_end(b, KEYRET_LAST, 0, &empty, CREATE_OBJECT, &empty);
+	op(b, OP_GET, 0); /* "a": the same key as "a\0zz" */
+	put(b, 0);
+	put(b, 1);
+	put(b, FIELD_STR), put(b, 1), put(b, 'a');
+	args_end(b, KEYRET_LAST, 0, &empty, CREATE_OBJECT, &empty);
+	op(b, OP_GET, 0); /* "" and bytes of size 0 differ */
+	put(b, 0);
+	put(b, 2);
+	put(b, FIELD_STR), put(b, 0);
+	put(b, FIELD_BYTES), put(b, 0);
+	args_end(b, KEYRET_ZERO, 0, &empty, CREATE_OBJECT, &empty);
+	op(b, OP_COUNT, 0);
+}
+
+static void seed_long_strings(struct buf *b)
+{
+	put(b, OPT_NEW);
+	for (unsigned k = 0; k < 12; k++) {
+		unsigned char f[] = { FIELD_STR_LONG, (unsigned char)k };
+		get_field(b, 0, f, sizeof f);
+	}
+	again(b, AGAIN_GET, 6); /* 4091 characters: exactly MEMENTO_KEY_MAX */
+	op(b, OP_COUNT, 0);
+	stats(b, 0);
+}
+
+static void seed_long_bytes(struct buf *b)
+{
+	put(b, OPT_NEW);
+	for (unsigned k = 0; k < 11; k++) {
+		unsigned char f[] = { FIELD_BYTES_LONG, (unsigned char)k };
+		get_field(b, 0, f, sizeof f);
+	}
+	op(b, OP_COUNT, 0);
+}
+
+/* Fields that together reach the limit, exactly and by one byte. */
+static void seed_key_limit(struct buf *b)
+{
+	put(b, OPT_NEW);
+	op(b, OP_GET, 0); /* 5 + 4086 + 5 = 4096 */
+	put(b, 0);
+	put(b, 2);
+	put(b, FIELD_BYTES_LONG), put(b, 3);
+	put(b, FIELD_BYTES), put(b, 0);
+	args_end(b, KEYRET_LAST, 0, &empty, CREATE_OBJECT, &empty);
+	op(b, OP_GET, 0); /* 5 + 4086 + 9 = 4100: -E2BIG */
+	put(b, 0);
+	put(b, 2);
+	put(b, FIELD_BYTES_LONG), put(b, 3);
+	put(b, FIELD_U64_SMALL), put(b, 1);
+	args_end(b, KEYRET_ZERO, 0, &empty, CREATE_OBJECT, &empty);
+	op(b, OP_GET, 0); /* the error sticks: later fields fail too */
+	put(b, 0);
+	put(b, 3);
+	put(b, FIELD_BYTES_LONG), put(b, 7);
+	put(b, FIELD_U64_SMALL), put(b, 1);
+	put(b, FIELD_STR_NULL);
+	args_end(b, KEYRET_LAST, 0, &empty, CREATE_OBJECT, &empty);
+	op(b, OP_COUNT, 0);
+}
+
+static void seed_null_fields(struct buf *b)
+{
+	put(b, OPT_NEW);
+	static const unsigned char snull[] = { FIELD_STR_NULL }, bnull0[] = { FIELD_BYTES_NULL, 0 },
+				   bnull5[] = { FIELD_BYTES_NULL, 5 };
+	get_field(b, 0, snull, sizeof snull);
+	get_field(b, 0, bnull0, sizeof bnull0);
+	get_field(b, 0, bnull5, sizeof bnull5);
+	for (unsigned k = 0; k < 6; k++) {
+		unsigned char f[] = { FIELD_NULL_KEY, (unsigned char)k };
+		get_field(b, 0, f, sizeof f);
+	}
+	op(b, OP_COUNT, 0);
+}
+
+static void seed_key_returns(struct buf *b)
+{
+	put(b, OPT_NEW);
+	for (unsigned k = 0; k < 16; k++) {
+		op(b, OP_GET, 0);
+		put(b, 0);
+		args_one(b, 3, KEYRET_ERROR | k << 2, CREATE_OBJECT, &empty);
+	}
+	op(b, OP_GET, 0);
+	put(b, 0);
+	put(b, 1);
+	put(b, FIELD_U64_SMALL), put(b, 3);
+	args_end(b, KEYRET_POSITIVE | 4 << 2, 0, &empty, CREATE_OBJECT, &empty);
+	op(b, OP_PEEK, 0);
+	put(b, 0);
+	put(b, 0);
+	args_end(b, KEYRET_ERROR, 0, &empty, CREATE_OBJECT, &empty);
+	op(b, OP_FORGET, 0);
+	put(b, 0);
+	put(b, 0);
+	args_end(b, KEYRET_POSITIVE, 0, &empty, CREATE_OBJECT, &empty);
+	stats(b, 0);
+}
+
+static void seed_creates(struct buf *b)
+{
+	put(b, OPT_NEW);
+	get_u64(b, 0, 1, CREATE_NULL); /* NULL is an object, cached */
+	get_u64(b, 0, 1, CREATE_OBJECT);
+	for (unsigned k = 0; k < 16; k++)
+		get_u64(b, 0, 2, CREATE_ERROR | k << 3);
+	get_u64(b, 0, 2, CREATE_POSITIVE);
+	get_u64(b, 0, 2, CREATE_ERROR_SET | 1 << 3);
+	op(b, OP_PEEK, 0);
+	put(b, 0);
+	args_u64(b, 2, CREATE_OBJECT);
+	get_u64(b, 0, 2, CREATE_OBJECT); /* now it works */
+	op(b, OP_COUNT, 0);
+	stats(b, 0);
+	foreach(b, 0, 0, 0, &empty);
+}
+
+static void seed_forget(struct buf *b)
+{
+	put(b, OPT_NEW);
+	get_u64(b, 0, 5, CREATE_OBJECT);
+	op(b, OP_FORGET, 0);
+	put(b, 0);
+	args_u64(b, 5, CREATE_OBJECT);
+	op(b, OP_FORGET, 0); /* absent now */
+	put(b, 0);
+	args_u64(b, 5, CREATE_OBJECT);
+	op(b, OP_PEEK, 0);
+	put(b, 0);
+	args_u64(b, 5, CREATE_OBJECT);
+	get_u64(b, 0, 5, CREATE_NULL); /* a fresh object, NULL this time */
+	again(b, AGAIN_FORGET, 0);
+	again(b, AGAIN_GET, 1);
+	op(b, OP_COUNT, 0);
+	foreach(b, 0, 0, 0, &empty);
+}
+
+static void seed_classes(struct buf *b)
+{
+	put(b, OPT_NEW);
+	class_new(b, NAME_A, 0);
+	class_new(b, NAME_A, 0); /* taken */
+	class_new(b, NAME_BASE, 0);
+	class_new(b, NAME_AB, CN_NO_DESTROY);
+	class_new(b, NAME_EMPTY, 0);
+	class_new(b, NAME_LONG, 0);
+	class_new(b, NAME_HUGE, CN_NO_DESTROY);
+	class_new(b, NAME_NULL, 0);
+	class_new(b, NAME_B, CN_NO_KEY);
+	class_new(b, NAME_B, CN_NO_CREATE);
+	class_new(b, NAME_B, CN_NULL_DESC);
+	class_new(b, NAME_B, CN_NULL_OUT);
+	class_new(b, NAME_B, CN_NULL_CACHE);
+	op(b, OP_CLASS_NEW, 0);
+	put(b, NAME_INPUT);
+	put(b, 3), put(b, 'x'), put(b, 0), put(b, 'y'); /* "x" */
+	put(b, 0);
+	for (unsigned c = 0; c < 7; c++)
+		get_u64(b, c, 1, CREATE_OBJECT);
+	for (unsigned n = 0; n < NAME_COUNT; n++) {
+		op(b, OP_CLASS_FIND, 0);
+		put(b, n);
+		if (n == NAME_INPUT)
+			put(b, 1), put(b, 'x');
+	}
+	op(b, OP_CLASS_FIND, FIND_NULL_CACHE);
+	put(b, NAME_A);
+	op(b, OP_CLASS_FIND, FIND_NULL_OUT);
+	put(b, NAME_A);
+	for (unsigned c = 0; c < 7; c++)
+		stats(b, c);
+}
+
+/* Past 8 classes the counters live in segments. */
+static void seed_many_classes(struct buf *b)
+{
+	put(b, OPT_NEW);
+	for (unsigned k = 0; k < 20; k++) {
+		op(b, OP_CLASS_NEW, 0);
+		put(b, NAME_INPUT);
+		put(b, 2), put(b, 'c'), put(b, 'a' + k);
+		put(b, k % 3 == 0 ? CN_NO_DESTROY : 0);
+	}
+	for (unsigned c = 0; c < 21; c++)
+		get_u64(b, c, 9, CREATE_OBJECT);
+	for (unsigned c = 0; c < 21; c++)
+		stats(b, c);
+	foreach(b, 0, 0, 0, &empty);
+}
+
+static void seed_deadlines(struct buf *b)
+{
+	put(b, OPT_NEW);
+	for (unsigned d = 0; d < 13; d++) {
+		op(b, OP_GET_UNTIL, 0);
+		put(b, 0);
+		put(b, d);
+		args_u64(b, d % 3, CREATE_OBJECT);
+	}
+	op(b, OP_AGAIN, AGAIN_GET_UNTIL);
+	put(b, 0);
+	put(b, 7);
+	stats(b, 0);
+}
+
+static void seed_nulls(struct buf *b)
+{
+	put(b, OPT_NEW);
+	op(b, OP_GET, F_NULL_ARGS);
+	put(b, 0);
+	args_u64(b, 0, CREATE_OBJECT);
+	op(b, OP_GET, F_NULL_ARGS);
+	put(b, 0);
+	args_u64(b, 0, CREATE_OBJECT);
+	op(b, OP_GET, F_NULL_OUT);
+	put(b, 0);
+	args_u64(b, 0, CREATE_OBJECT);
+	op(b, OP_PEEK, F_NULL_ARGS);
+	put(b, 0);
+	args_u64(b, 0, CREATE_OBJECT);
+	op(b, OP_PEEK, F_NULL_OUT);
+	put(b, 0);
+	args_u64(b, 0, CREATE_OBJECT);
+	get_u64(b, 255, 1, CREATE_OBJECT); /* NULL class */
+	op(b, OP_FORGET, F_NULL_ARGS);
+	put(b, 0);
+	args_u64(b, 0, CREATE_OBJECT);
+	op(b, OP_FORGET, 0);
+	put(b, 255);
+	args_u64(b, 0, CREATE_OBJECT);
+	op(b, OP_STATS, F_NULL_OUT);
+	put(b, 0);
+	stats(b, 255);
+	op(b, OP_FOREACH, FE_NULL_CACHE);
+	put(b, 0), put(b, 0), put(b, 0), put(b, 0);
+	op(b, OP_FOREACH, FE_NULL_VISIT);
+	put(b, 0), put(b, 0), put(b, 0), put(b, 0);
+	op(b, OP_MISC, 0);
+	put(b, MISC_NULLS);
+}
+
+static void seed_misc(struct buf *b)
+{
+	put(b, OPT_NEW);
+	for (unsigned k = 0; k < MISC_COUNT; k++) {
+		op(b, OP_MISC, 0);
+		put(b, k);
+	}
+}
+
+static void seed_options(struct buf *b, unsigned mode)
+{
+	put(b, mode);
+	put(b, 3); /* shards, or a variant */
+	put(b, 1);
+	put(b, 0);
+	get_u64(b, 0, 1, CREATE_OBJECT);
+	get_u64(b, 0, 2, CREATE_OBJECT);
+	get_u64(b, 0, 1, CREATE_OBJECT);
+	op(b, OP_COUNT, 0);
+}
+
+/* A create that gets keys of another class. */
+static void seed_nested_other(struct buf *b)
+{
+	struct buf inner = { .n = 0 };
+	get_u64(&inner, 1, 7, CREATE_OBJECT);
+	get_u64(&inner, 1, 8, CREATE_NULL);
+	op(&inner, OP_COUNT, 0);
+	put(b, OPT_NEW);
+	class_new(b, NAME_A, 0);
+	get_nested(b, 0, 1, CREATE_OBJECT, &inner);
+	again(b, AGAIN_GET, 0);
+	again(b, AGAIN_GET, 1);
+	op(b, OP_COUNT, 0);
+	foreach(b, 0, 0, 0, &empty);
+}
+
+/* A create that asks for its own key (-EDEADLK), peeks it (-EINPROGRESS). */
+static void seed_nested_self(struct buf *b)
+{
+	struct buf inner = { .n = 0 };
+	again(&inner, AGAIN_GET, 0);
+	again(&inner, AGAIN_PEEK, 0);
+	again(&inner, AGAIN_GET_UNTIL, 0);
+	op(&inner, OP_COUNT, 0);
+	foreach(&inner, 0, 0, 0, &empty);
+	put(b, OPT_NEW);
+	get_nested(b, 0, 1, CREATE_OBJECT, &inner);
+	stats(b, 0);
+}
+
+/* A create that fails with the -EDEADLK of its own nested get. */
+static void seed_nested_deadlock_error(struct buf *b)
+{
+	struct buf inner = { .n = 0 };
+	again(&inner, AGAIN_GET, 0);
+	put(b, OPT_NEW);
+	get_nested(b, 0, 4, CREATE_ERROR | 7 << 3, &inner);
+	stats(b, 0);
+}
+
+/* A create that forgets its own key, then gets it: a second creation. */
+static void seed_nested_forget(struct buf *b)
+{
+	struct buf inner = { .n = 0 };
+	again(&inner, AGAIN_FORGET, 0);
+	again(&inner, AGAIN_PEEK, 0);
+	again(&inner, AGAIN_GET, 0);
+	op(&inner, OP_COUNT, 0);
+	put(b, OPT_NEW);
+	get_nested(b, 0, 1, CREATE_OBJECT, &inner);
+	again(b, AGAIN_GET, 0);
+	foreach(b, 0, 0, 0, &empty);
+	stats(b, 0);
+}
+
+/* The same, but the detached creation fails. */
+static void seed_nested_forget_fail(struct buf *b)
+{
+	struct buf inner = { .n = 0 };
+	again(&inner, AGAIN_FORGET, 0);
+	put(b, OPT_NEW);
+	get_nested(b, 0, 1, CREATE_ERROR, &inner);
+	again(b, AGAIN_PEEK, 0);
+	op(b, OP_COUNT, 0);
+}
+
+/* A key callback that gets another key while its own is half built. */
+static void seed_nested_in_key(struct buf *b)
+{
+	struct buf inner = { .n = 0 };
+	get_u64(&inner, 0, 77, CREATE_OBJECT);
+	op(&inner, OP_FORGET, 0);
+	put(&inner, 0);
+	args_u64(&inner, 1, CREATE_OBJECT);
+	put(b, OPT_NEW);
+	get_u64(b, 0, 1, CREATE_OBJECT);
+	op(b, OP_GET, 0);
+	put(b, 0);
+	put(b, 2);
+	put(b, FIELD_U64_SMALL), put(b, 1);
+	put(b, FIELD_STR), put(b, 3), put(b, 'k'), put(b, 'e'), put(b, 'y');
+	args_end(b, KEYRET_LAST, 1, &inner, CREATE_OBJECT, &empty);
+	again(b, AGAIN_GET, 0);
+	op(b, OP_COUNT, 0);
+}
+
+/* A visitor that stops the walk, and one that gets and forgets. */
+static void seed_foreach(struct buf *b)
+{
+	struct buf inner = { .n = 0 };
+	op(&inner, OP_FORGET, 0);
+	put(&inner, 0);
+	args_u64(&inner, 2, CREATE_OBJECT);
+	get_u64(&inner, 0, 100, CREATE_OBJECT);
+	foreach(&inner, 0, 0, 0, &empty);
+	put(b, OPT_NEW);
+	for (unsigned v = 0; v < 6; v++)
+		get_u64(b, 0, v, v == 3 ? CREATE_NULL : CREATE_OBJECT);
+	for (unsigned r = 0; r < 6; r++)
+		foreach(b, 2, r, 0, &empty);
+	foreach(b, 100, 0, 0, &empty);
+	foreach(b, 0, 0, 1, &inner);
+	op(b, OP_COUNT, 0);
+}
+
+/* Three levels of creates, destroyed newest first. */
+static void seed_nested_chain(struct buf *b)
+{
+	struct buf level2 = { .n = 0 }, level1 = { .n = 0 };
+	get_u64(&level2, 0, 3, CREATE_OBJECT);
+	get_nested(&level1, 0, 2, CREATE_OBJECT, &level2);
+	put(b, OPT_NEW);
+	get_nested(b, 0, 1, CREATE_OBJECT, &level1);
+	op(b, OP_COUNT, 0);
+}
+
+/* A create that registers a class and uses it. */
+static void seed_nested_class(struct buf *b)
+{
+	struct buf inner = { .n = 0 };
+	class_new(&inner, NAME_B, 0);
+	get_u64(&inner, 1, 1, CREATE_OBJECT);
+	op(&inner, OP_CLASS_FIND, 0);
+	put(&inner, NAME_B);
+	put(b, OPT_NEW);
+	get_u64(b, 0, 1, CREATE_OBJECT);
+	get_nested(b, 0, 2, CREATE_OBJECT, &inner);
+	stats(b, 1);
+}
+
+static void seed_mixed(struct buf *b)
+{
+	put(b, OPT_CUSTOM);
+	put(b, 1), put(b, 0), put(b, 42);
+	class_new(b, NAME_A, CN_NO_DESTROY);
+	op(b, OP_GET, 0);
+	put(b, 1);
+	put(b, 4);
+	put(b, FIELD_U64), put64(b, 123456789);
+	put(b, FIELD_I64_SMALL), put(b, 0x80);
+	put(b, FIELD_F64_SPECIAL), put(b, 1);
+	put(b, FIELD_BYTES), put(b, 4), put(b, 0), put(b, 1), put(b, 2), put(b, 3);
+	args_end(b, KEYRET_LAST, 0, &empty, CREATE_OBJECT, &empty);
+	op(b, OP_GET, 0); /* f64 0.0 where the first had -0.0: the same key */
+	put(b, 1);
+	put(b, 4);
+	put(b, FIELD_U64), put64(b, 123456789);
+	put(b, FIELD_I64_SMALL), put(b, 0x80);
+	put(b, FIELD_F64_SPECIAL), put(b, 0);
+	put(b, FIELD_BYTES), put(b, 4), put(b, 0), put(b, 1), put(b, 2), put(b, 3);
+	args_end(b, KEYRET_LAST, 0, &empty, CREATE_OBJECT, &empty);
+	again(b, AGAIN_FORGET, 1);
+	again(b, AGAIN_GET, 0);
+	op(b, OP_COUNT, 0);
+	stats(b, 1);
+}
+
+/* The harness's allocator, refusing the k-th allocation of a few operations. */
+static void seed_alloc_fail(struct buf *b)
+{
+	put(b, OPT_CUSTOM | OPTF_ALLOCATOR);
+	put(b, 2), put(b, 0), put(b, 0);
+	for (unsigned k = 0; k < 4; k++) {
+		op(b, OP_FAIL, 0);
+		put(b, k);
+		get_u64(b, 0, k, CREATE_OBJECT);
+		again(b, AGAIN_GET, 0);
+	}
+	op(b, OP_FAIL, 0);
+	put(b, 0);
+	class_new(b, NAME_A, 0);
+	class_new(b, NAME_A, 0); /* registered only now */
+	op(b, OP_FAIL, 0);
+	put(b, 0);
+	foreach(b, 0, 0, 0, &empty);
+	op(b, OP_FAIL, FAIL_STICKY);
+	put(b, 1);
+	get_u64(b, 1, 1, CREATE_OBJECT);
+	get_u64(b, 1, 2, CREATE_OBJECT);
+	again(b, AGAIN_FORGET, 5);
+	op(b, OP_FAIL, FAIL_NEVER);
+	put(b, 0);
+	get_u64(b, 1, 2, CREATE_OBJECT);
+	op(b, OP_COUNT, 0);
+	stats(b, 0);
+	stats(b, 1);
+}
+
+/* Growing tables while allocations fail now and then. */
+static void seed_alloc_grow(struct buf *b)
+{
+	put(b, OPT_CUSTOM | OPTF_ALLOCATOR);
+	put(b, 1), put(b, 0), put(b, 0);
+	for (unsigned v = 0; v < 40; v++) {
+		if (v % 7 == 3) {
+			op(b, OP_FAIL, 0);
+			put(b, v % 3);
+		}
+		get_u64(b, 0, v, CREATE_OBJECT);
+	}
+	op(b, OP_COUNT, 0);
+}
+
+/* Class counters past the inline ones, allocated on first use, refused. */
+static void seed_alloc_counters(struct buf *b)
+{
+	put(b, OPT_CUSTOM | OPTF_ALLOCATOR);
+	put(b, 0), put(b, 0), put(b, 0);
+	for (unsigned k = 0; k < 10; k++) {
+		op(b, OP_CLASS_NEW, 0);
+		put(b, NAME_INPUT);
+		put(b, 1), put(b, '0' + k);
+		put(b, 0);
+	}
+	op(b, OP_FAIL, 0);
+	put(b, 0);
+	get_u64(b, 9, 1, CREATE_OBJECT);
+	get_u64(b, 9, 1, CREATE_OBJECT);
+	stats(b, 9);
+}
+
+/* Every allocation of memento_cache_free refused: destroy order must hold. */
+static void seed_alloc_fail_free(struct buf *b)
+{
+	struct buf inner = { .n = 0 };
+	get_u64(&inner, 0, 50, CREATE_OBJECT);
+	put(b, OPT_CUSTOM | OPTF_ALLOCATOR | OPTF_FAIL_FREE);
+	put(b, 4), put(b, 0), put(b, 0);
+	for (unsigned v = 0; v < 12; v++)
+		get_nested(b, 0, v, v == 5 ? CREATE_NULL : CREATE_OBJECT, v % 4 == 0 ? &inner : &empty);
+	again(b, AGAIN_FORGET, 3);
+	get_u64(b, 0, 8, CREATE_OBJECT);
+}
+
+/* Refusals while the cache itself is created. */
+static void seed_alloc_fail_new(struct buf *b, unsigned countdown)
+{
+	put(b, OPT_CUSTOM | OPTF_ALLOCATOR | OPTF_FAIL_NEW);
+	put(b, countdown);
+	put(b, 4), put(b, 0), put(b, 0);
+	get_u64(b, 0, 1, CREATE_OBJECT);
+}
+
+static void seed_alloc_fail_new0(struct buf *b) { seed_alloc_fail_new(b, 0); }
+static void seed_alloc_fail_new5(struct buf *b) { seed_alloc_fail_new(b, 5); }
+static void seed_alloc_fail_new9(struct buf *b) { seed_alloc_fail_new(b, 9); }
+
+static void seed_alloc_half(struct buf *b)
+{
+	put(b, OPT_ALLOC_HALF);
+	put(b, 1);
+	get_u64(b, 0, 1, CREATE_OBJECT);
+	op(b, OP_COUNT, 0);
+}
+
+struct seed {
+	const char *name;
+	void (*make)(struct buf *b);
+};
+
+static void seed_opt_custom(struct buf *b) { seed_options(b, OPT_CUSTOM); }
+static void seed_opt_null(struct buf *b) { seed_options(b, OPT_NEW_WITH_NULL); }
+static void seed_opt_shards_max(struct buf *b) { seed_options(b, OPT_SHARDS_MAX); }
+static void seed_opt_shards_over(struct buf *b) { seed_options(b, OPT_SHARDS_OVER); }
+static void seed_opt_capacity_over(struct buf *b) { seed_options(b, OPT_CAPACITY_OVER); }
+static void seed_opt_size_short(struct buf *b) { seed_options(b, OPT_SIZE_SHORT); }
+static void seed_opt_size_old(struct buf *b) { seed_options(b, OPT_SIZE_OLD); }
+
+static const struct seed seeds[] = {
+	{ "empty", seed_empty },
+	{ "hit", seed_hit },
+	{ "integers", seed_integers },
+	{ "typed", seed_typed },
+	{ "f64-raw", seed_f64_raw },
+	{ "strings", seed_strings },
+	{ "long-strings", seed_long_strings },
+	{ "long-bytes", seed_long_bytes },
+	{ "key-limit", seed_key_limit },
+	{ "null-fields", seed_null_fields },
+	{ "key-returns", seed_key_returns },
+	{ "creates", seed_creates },
+	{ "forget", seed_forget },
+	{ "classes", seed_classes },
+	{ "many-classes", seed_many_classes },
+	{ "deadlines", seed_deadlines },
+	{ "nulls", seed_nulls },
+	{ "misc", seed_misc },
+	{ "opt-custom", seed_opt_custom },
+	{ "opt-null", seed_opt_null },
+	{ "opt-shards-max", seed_opt_shards_max },
+	{ "opt-shards-over", seed_opt_shards_over },
+	{ "opt-capacity-over", seed_opt_capacity_over },
+	{ "opt-size-short", seed_opt_size_short },
+	{ "opt-size-old", seed_opt_size_old },
+	{ "nested-other", seed_nested_other },
+	{ "nested-self", seed_nested_self },
+	{ "nested-deadlock-error", seed_nested_deadlock_error },
+	{ "nested-forget", seed_nested_forget },
+	{ "nested-forget-fail", seed_nested_forget_fail },
+	{ "nested-in-key", seed_nested_in_key },
+	{ "nested-chain", seed_nested_chain },
+	{ "nested-class", seed_nested_class },
+	{ "foreach", seed_foreach },
+	{ "mixed", seed_mixed },
+	{ "alloc-fail", seed_alloc_fail },
+	{ "alloc-grow", seed_alloc_grow },
+	{ "alloc-counters", seed_alloc_counters },
+	{ "alloc-fail-free", seed_alloc_fail_free },
+	{ "alloc-fail-new0", seed_alloc_fail_new0 },
+	{ "alloc-fail-new5", seed_alloc_fail_new5 },
+	{ "alloc-fail-new9", seed_alloc_fail_new9 },
+	{ "alloc-half", seed_alloc_half },
+};
+
+int main(int argc, char **argv)
+{
+	if (argc != 2) {
+		fprintf(stderr, "usage: %s <corpus directory>\n", argv[0]);
+		return 2;
+	}
+	for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
+		struct buf b = { .n = 0 };
+		char path[4096];
+		seeds[i].make(&b);
+		snprintf(path, sizeof path, "%s/%02zu-%s", argv[1], i, seeds[i].name);
+		FILE *f = fopen(path, "wb");
+		if (f == NULL || fwrite(b.b, 1, b.n, f) != b.n || fclose(f) != 0) {
+			perror(path);
+			return 1;
+		}
+	}
+	printf("make_corpus: %zu seeds in %s\n", sizeof seeds / sizeof seeds[0], argv[1]);
+	return 0;
+}
