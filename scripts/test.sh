@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
-# The test command: checks the dependencies (scripts/deps.sh), then
-# configures, builds and runs the whole ctest suite three times:
+# The test command: checks the dependencies (scripts/deps.sh --bench --fuzz),
+# then configures, builds and runs the whole ctest suite three times, and
+# fuzzes:
 #
-#   plain   RelWithDebInfo                                build/ci-plain
+#   plain   RelWithDebInfo, with the benchmarks            build/ci-plain
 #   asan    -DMEMENTOS_SANITIZE=address,undefined          build/ci-asan
 #   tsan    -DMEMENTOS_SANITIZE=thread                     build/ci-tsan
+#   fuzz    scripts/fuzz.sh: clang, ASan+UBSan, libFuzzer  build/ci-fuzz
+#
+# The plain build's ctest includes the benchmark's smoke run (every
+# implementation and workload at tiny sizes, checking exactly-once creation),
+# so it requires every compared library.  Every build runs the stress test
+# (tests/stress.c) for MEMENTOS_STRESS_SECONDS (20).  The fuzz stage runs for
+# FUZZ_SECONDS (60).
 #
 # Usage: scripts/test.sh [--plain]
 #
@@ -94,6 +102,7 @@ tsan_prefix() {
 }
 
 # build_and_test NAME DIR SANITIZE BENCH [RUNNER...]
+#   BENCH ON also builds the benchmarks, with every compared library required.
 build_and_test() {
 	local name=$1 dir=$2 sanitize=$3 bench=$4
 	shift 4
@@ -110,14 +119,19 @@ build_and_test() {
 		-DCMAKE_BUILD_TYPE=RelWithDebInfo \
 		-DMEMENTOS_SANITIZE="$sanitize" \
 		-DMEMENTOS_BUILD_TESTS=ON \
-		-DMEMENTOS_BUILD_BENCH="$bench"
+		-DMEMENTOS_BUILD_BENCH="$bench" \
+		-DMEMENTOS_BENCH_REQUIRE_ALL="$bench"
 	cmake --build "$dir" -j "$jobs"
 	"$@" ctest --test-dir "$dir" --output-on-failure --no-tests=error -j1
 	end_stage
 }
 
-begin_stage deps "deps: scripts/deps.sh"
-scripts/deps.sh
+begin_stage deps "deps: scripts/deps.sh --bench --fuzz"
+if [[ $plain_only -eq 1 ]]; then
+	scripts/deps.sh --bench
+else
+	scripts/deps.sh --bench --fuzz
+fi
 end_stage
 
 # The plain build also builds the benchmarks and the demo, so that they keep
@@ -128,6 +142,9 @@ if [[ $plain_only -eq 0 ]]; then
 	runner_text=$(tsan_prefix)
 	read -r -a runner <<<"$runner_text"
 	build_and_test tsan build/ci-tsan thread OFF "${runner[@]}"
+	begin_stage fuzz "fuzz: scripts/fuzz.sh (${FUZZ_SECONDS:-60} s)"
+	scripts/fuzz.sh
+	end_stage
 fi
 
 printf '\ntest.sh: all stages passed\n'
