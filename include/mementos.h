@@ -116,12 +116,14 @@ typedef struct memento_cache_options {
 /* Per-class counters, summed over threads; see memento_class_stats(). */
 typedef struct memento_stats {
 	uint64_t hits;      /* gets and peeks that found a ready object */
-	uint64_t misses;    /* gets that found none and created or waited */
+	uint64_t misses;    /* gets that found no ready object: they created, waited, or
+	                       failed before either (-EDEADLK, -ENOMEM) */
 	uint64_t creations; /* create callbacks run */
 	uint64_t failures;  /* of those, returned an error or were cancelled */
 	uint64_t waits;     /* gets that waited on another thread's creation (coalesced) */
 	uint64_t timeouts;  /* gets that returned -ETIMEDOUT */
-	uint64_t deadlocks; /* gets that returned -EDEADLK */
+	uint64_t deadlocks; /* gets that detected a deadlock (recursion or a cycle) and
+	                       returned -EDEADLK; not those passing on a create's own */
 } memento_stats;
 
 /*

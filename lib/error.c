@@ -7,6 +7,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 
 unsigned int memento_version(void)
@@ -27,8 +28,9 @@ const char *memento_strerror(int err)
 	default:
 		break;
 	}
-	/* A callback's own error: the C library's text, which is static. */
-	const char *text = err < 0 ? strerrordesc_np(-err) : NULL;
+	/* A callback's own error: the C library's text, which is static.
+	 * INT_MIN has no positive counterpart to look up. */
+	const char *text = err < 0 && err != INT_MIN ? strerrordesc_np(-err) : NULL;
 	return text != NULL ? text : "unknown error";
 }
 

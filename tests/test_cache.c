@@ -6,6 +6,7 @@
  */
 #include "support.h"
 
+#include <limits.h>
 #include <string.h>
 
 TestSuite(cache, .timeout = 30);
@@ -254,6 +255,8 @@ Test(cache, errors_have_names_and_descriptions)
 	cr_assert_str_eq(memento_strerror(-ECONNREFUSED), strerror(ECONNREFUSED));
 	cr_assert_str_eq(memento_strerror(-99999), "unknown error");
 	cr_assert_str_eq(memento_strerror(5), "unknown error");
+	/* A callback may return any negative int; INT_MIN has no errno. */
+	cr_assert_str_eq(memento_strerror(INT_MIN), "unknown error");
 }
 
 Test(cache, version_matches_the_header)

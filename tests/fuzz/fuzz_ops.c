@@ -46,15 +46,6 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/*
- * memento_strerror(INT_MIN) negates INT_MIN (undefined behaviour, reported).
- * Until the library is fixed, define this to 0 to keep fuzzing everything else;
- * 1 makes the harness pass INT_MIN to memento_strerror like any other code.
- */
-#ifndef FUZZ_STRERROR_INT_MIN
-#define FUZZ_STRERROR_INT_MIN 0
-#endif
-
 enum {
 	MAX_DEPTH = 4,      /* nested programs inside callbacks */
 	MAX_OPS = 1500,     /* per input, nested ones included */
@@ -689,10 +680,6 @@ static struct fclass *class_of_ctx(void *ctx)
 /* Every code a call returned has a name or a description. */
 static void check_code(int rc)
 {
-#if !FUZZ_STRERROR_INT_MIN
-	if (rc == INT_MIN)
-		return;
-#endif
 	const char *text = memento_strerror(rc);
 	CHECK(text != NULL && text[0] != '\0', "no description for %d", rc);
 	CHECK(memento_err_name(rc) != NULL, "no name for %d", rc);
