@@ -13,6 +13,16 @@
  * leave its read-side section before it sleeps (it never holds up a grace
  * period), and nodes need neither an rcu_head nor a reference count.
  *
+ * Growth is not CDS_LFHT_AUTO_RESIZE, whose lazy launch loses an update in
+ * liburcu 0.13 (and upstream since): it queues the resize work, then sets
+ * resize_initiated; a worker that runs the whole resize in between clears
+ * the flag first, the late store leaves it set for good, and the table never
+ * grows again.  On 2 busy cores, 3 fills of 200,000 keys in 20 ended stuck
+ * at 16,384 buckets, and a fill of 1,000,000 keys ran for over ten minutes.
+ * Instead the creating thread applies the library's own rule for large
+ * tables (grow to the entry count once it reaches 8 per bucket, checked at
+ * powers of two) with cds_lfht_resize, outside any read-side section.
+ *
  * _LGPL_SOURCE inlines rcu_read_lock/unlock (small inline functions of
  * urcu's headers), as liburcu's documentation advises for speed.
  *
@@ -27,6 +37,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -53,9 +64,14 @@ struct urcu_entry {
 	_Atomic uint32_t state;
 };
 
+/* rculfhash.c's CHAIN_LEN_RESIZE_THRESHOLD (3): grow at 2^3 entries a bucket. */
+#define URCU_GROW_AT_LOAD 8u
+
 struct urcu_table {
 	struct cds_lfht *ht;
-	_Atomic size_t ready; /* entries with an object, for count */
+	_Atomic size_t ready;         /* entries with an object: count, growth */
+	pthread_mutex_t resize_lock;  /* one resize at a time, sizes only up */
+	unsigned long buckets;        /* under resize_lock */
 };
 
 static int urcu_match(struct cds_lfht_node *node, const void *key)
@@ -71,15 +87,16 @@ static void *urcu_open(void)
 		fprintf(stderr, "urcu: out of memory\n");
 		return NULL;
 	}
-	/* As liburcu's own examples make one: smallest start, grows by itself
-	 * (ACCOUNTING lets it grow on the entry count, not only chain length). */
-	t->ht = cds_lfht_new(1, 1, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, NULL);
+	/* The smallest start, as liburcu's examples make one; urcu_grow grows it. */
+	t->ht = cds_lfht_new(1, 1, 0, 0, NULL);
 	if (t->ht == NULL) {
 		fprintf(stderr, "urcu: cds_lfht_new failed\n");
 		free(t);
 		return NULL;
 	}
 	atomic_init(&t->ready, 0);
+	pthread_mutex_init(&t->resize_lock, NULL);
+	t->buckets = 1;
 	return t;
 }
 
@@ -105,6 +122,23 @@ static void urcu_finish(struct urcu_entry *e, uint32_t phase)
 		syscall(SYS_futex, &e->state, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
+/*
+ * The table now holds `entries` objects: grows it as liburcu's accounting
+ * would (see the header).  The caller is registered and in no read-side
+ * section, as cds_lfht_resize requires; the resize is synchronous.
+ */
+static void urcu_grow(struct urcu_table *t, size_t entries)
+{
+	if (entries & (entries - 1))
+		return; /* the rule looks only at powers of two */
+	pthread_mutex_lock(&t->resize_lock);
+	if (entries / URCU_GROW_AT_LOAD >= t->buckets) {
+		t->buckets = entries;
+		cds_lfht_resize(t->ht, entries);
+	}
+	pthread_mutex_unlock(&t->resize_lock);
+}
+
 /* The caller inserted or claimed e (CREATING): create its object. */
 static int urcu_create(struct urcu_table *t, struct urcu_entry *e, struct bench_object **out)
 {
@@ -115,7 +149,9 @@ static int urcu_create(struct urcu_table *t, struct urcu_entry *e, struct bench_
 	}
 	e->obj = obj;
 	urcu_finish(e, URCU_READY);
-	atomic_fetch_add_explicit(&t->ready, 1, memory_order_relaxed);
+	/* Relaxed: a count, read after joins; each value goes to one thread. */
+	size_t entries = atomic_fetch_add_explicit(&t->ready, 1, memory_order_relaxed) + 1;
+	urcu_grow(t, entries); /* after the wake-up: waiters do not wait for it */
 	*out = obj;
 	return 0;
 }
@@ -239,16 +275,17 @@ static void urcu_close(void *table)
 		deleted = e;
 	}
 	rcu_read_unlock();
-	/* Also waits for the resize worker, the last thread that may walk the
-	 * deleted nodes: after it they can be freed without a grace period. */
 	if (cds_lfht_destroy(t->ht, NULL) != 0)
 		fprintf(stderr, "urcu: cds_lfht_destroy failed\n");
 	rcu_unregister_thread();
+	/* Freed only now: the walk read each node's successor from the node,
+	 * and no other thread can reach them (no resize worker either). */
 	while (deleted != NULL) {
 		struct urcu_entry *next = deleted->next_closed;
 		free(deleted);
 		deleted = next;
 	}
+	pthread_mutex_destroy(&t->resize_lock);
 	free(t);
 }
 
