@@ -86,7 +86,8 @@ typedef struct memento_class_desc {
  * not block for long and must not call into mementos.  Everything a cache
  * owns goes through them: the cache, its table, classes, entries, per-thread
  * records and counters, and temporary arrays.  Only the one record per thread
- * that all caches share comes from malloc.
+ * that all caches share comes from malloc.  A child of fork() that uses the
+ * cache calls them too, so they must work there as malloc does.
  */
 typedef struct memento_allocator {
 	void *(*alloc)(size_t size, size_t align, void *state);

@@ -5,11 +5,13 @@
  * every lock of every live cache across fork(), which leaves each cache in a
  * consistent state in both processes, and the child then lets go of what
  * belonged to the threads it does not have:
- *   - a creation another thread had in flight is unlinked and freed: nobody
- *     in the child can finish it, and the next get of its key creates again;
+ *   - a creation another thread had in flight is unlinked (and kept for
+ *     memento_cache_free to free): nobody in the child can finish it, and
+ *     the next get of its key creates again;
  *   - those threads' read-side sections end and their records are released
  *     for reuse, so that grace periods (and the frees they release) advance.
- * The parent is unaffected: its handler only unlocks.
+ * The parent is unaffected: its handler only unlocks.  Neither handler
+ * calls the cache's allocator, whose own lock another thread may hold.
  *
  * Lock order, the same as everywhere else: the default-cache lock, the
  * registry lock, then per cache its class lock and shard locks in index

@@ -218,9 +218,14 @@ static void entry_reclaim(ck_epoch_entry_t *reclaim)
 
 /*
  * In a fork child: a creation that another thread had in flight will never
- * finish, so it leaves the table (the next get creates again).  Nobody in
- * the child holds it: its owner and waiters were other threads, and the
- * only thread is not in a read-side section, so it is freed at once.
+ * finish, so it leaves the table (the next get creates again).  An owner of
+ * NULL is another thread's too: one between clearing its owner and leaving
+ * CREATING.  The entry goes on the retired list, which memento_cache_free
+ * frees without destroying (it holds no object), rather than being freed
+ * here: the child handler must not call the user's allocator, whose lock
+ * another thread may have held at the fork.  The forking thread's own
+ * creations go on; their waiters were other threads, so only the owner's
+ * reference is left.
  */
 void memento__shard_drop_orphans(struct memento__shard *shard,
                                  const struct memento__thread *self)
@@ -230,11 +235,15 @@ void memento__shard_drop_orphans(struct memento__shard *shard,
 	while (ck_hs_next(&shard->hs, &it, &p)) {
 		struct memento__entry *e = p;
 		uint32_t s = atomic_load_explicit(&e->head.state, memory_order_relaxed);
-		if ((s & MEMENTO__PHASE) != MEMENTO__CREATING ||
-		    atomic_load_explicit(&memento__cold(e)->owner, memory_order_relaxed) == self)
+		if ((s & MEMENTO__PHASE) != MEMENTO__CREATING)
 			continue;
+		struct memento__entry_cold *cold = memento__cold(e);
+		if (self != NULL && atomic_load_explicit(&cold->owner, memory_order_relaxed) == self) {
+			atomic_store_explicit(&cold->refs, 1, memory_order_relaxed);
+			continue;
+		}
 		memento__shard_unlink(shard, e);
-		memento__entry_free(e);
+		memento__shard_retire(shard, e);
 	}
 }
 

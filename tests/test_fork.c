@@ -158,3 +158,110 @@ Test(fork, a_creator_that_forks_finishes_its_creation_in_the_child)
 	cr_assert_eq(rc, 0);
 	memento_cache_free(cache);
 }
+
+/*
+ * An allocator with a lock of its own, held by a thread stuck inside it at
+ * the moment of fork() while another thread's creation is in flight: the
+ * child must not need that lock (the library's child handler must not call
+ * the allocator), or the child hangs inside fork() itself.
+ */
+struct stuck_allocator {
+	pthread_mutex_t lock;
+	atomic_int block_next; /* the next alloc waits, holding the lock */
+	atomic_int blocked;    /* an alloc is waiting now */
+	atomic_int release;
+};
+
+static void *stuck_alloc(size_t size, size_t align, void *state)
+{
+	struct stuck_allocator *a = state;
+	pthread_mutex_lock(&a->lock);
+	int expected = 1;
+	if (atomic_compare_exchange_strong(&a->block_next, &expected, 0)) {
+		atomic_store(&a->blocked, 1);
+		while (!atomic_load(&a->release))
+			sleep_ms(1);
+	}
+	void *p = aligned_alloc(align, (size + align - 1) / align * align);
+	pthread_mutex_unlock(&a->lock);
+	return p;
+}
+
+static void stuck_free(void *p, size_t size, void *state)
+{
+	struct stuck_allocator *a = state;
+	(void)size;
+	pthread_mutex_lock(&a->lock);
+	free(p);
+	pthread_mutex_unlock(&a->lock);
+}
+
+struct stuck_run {
+	memento_class *cls;
+	struct stuck_allocator *alloc;
+	atomic_int creating; /* the slow creation is under way */
+	atomic_int finish;
+};
+
+static void slow_until_released(struct counting *c, const struct args *a)
+{
+	struct stuck_run *run = c->hook_data;
+	if (a->key != 1)
+		return;
+	atomic_store(&run->creating, 1);
+	while (!atomic_load(&run->finish))
+		sleep_ms(1);
+}
+
+static void *stuck_worker(int index, void *data)
+{
+	struct stuck_run *run = data;
+	struct args a = { (uint64_t)index + 1, 0 }; /* thread 0: key 1, the slow one */
+	void *o;
+	if (index == 1) {
+		/* A first get makes this thread's records (under the registry
+		 * lock); the blocked allocation must be one made outside every
+		 * library lock, as a new entry's is. */
+		struct args warm = { 100, 0 };
+		cr_assert_eq(memento_get(run->cls, &warm, &o), 0);
+		while (!atomic_load(&run->creating))
+			sleep_ms(1);
+		atomic_store(&run->alloc->block_next, 1);
+	}
+	cr_assert_eq(memento_get(run->cls, &a, &o), 0);
+	return NULL;
+}
+
+Test(fork, the_child_handler_never_calls_the_allocator)
+{
+	struct stuck_allocator alloc = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	memento_cache_options opt = MEMENTO_CACHE_OPTIONS_INIT;
+	opt.allocator = (memento_allocator){ stuck_alloc, stuck_free, &alloc };
+	memento_cache *cache;
+	cr_assert_eq(memento_cache_new_with(&cache, &opt), 0);
+	struct stuck_run run = { .alloc = &alloc };
+	struct counting count = { .hook = slow_until_released, .hook_data = &run };
+	run.cls = counting_class(cache, "stuck", &count);
+
+	pthread_t threads[2];
+	struct crowd_arg args[2];
+	for (int i = 0; i < 2; i++) {
+		args[i] = (struct crowd_arg){ i, &run, stuck_worker, NULL };
+		cr_assert_eq(pthread_create(&threads[i], NULL, crowd_trampoline, &args[i]), 0);
+	}
+	cr_assert(await_at_least(&alloc.blocked, 1, 10000));
+
+	/* Key 1 is in flight on thread 0; thread 1 holds the allocator's lock. */
+	pid_t pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0)
+		_exit(CHILD_OK);
+	int code = wait_child(pid, 10000);
+
+	atomic_store(&alloc.release, 1);
+	atomic_store(&run.finish, 1);
+	for (int i = 0; i < 2; i++)
+		pthread_join(threads[i], NULL);
+	cr_assert_eq(code, CHILD_OK, "the child hung in fork(): exit code %d", code);
+	memento_cache_free(cache);
+}
