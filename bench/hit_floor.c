@@ -20,6 +20,8 @@
  */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime, strnlen */
 
+#include "ck_plain_malloc.h"
+
 #include <mementos.h>
 
 #include <ck_epoch.h>
@@ -199,33 +201,6 @@ struct floor {
 	unsigned char scratch[MEMENTO_KEY_MAX];
 };
 
-static void *floor_malloc(size_t size)
-{
-	return malloc(size);
-}
-
-/* One thread both writes and reads the floor: no reader can hold a map that
- * ck_hs replaces, so a deferred free may happen at once. */
-static void floor_free(void *p, size_t size, bool defer)
-{
-	(void)size;
-	(void)defer;
-	free(p);
-}
-
-static void *floor_realloc(void *p, size_t old_size, size_t new_size, bool defer)
-{
-	(void)old_size;
-	(void)defer;
-	return realloc(p, new_size);
-}
-
-static struct ck_malloc floor_allocator = {
-	.malloc = floor_malloc,
-	.realloc = floor_realloc,
-	.free = floor_free,
-};
-
 static unsigned long floor_hash(const void *object, unsigned long seed)
 {
 	(void)seed; /* hashed with its seed when the key was built */
@@ -247,7 +222,7 @@ static int floor_init(struct floor *f, floor_key_fn key, size_t capacity, uint64
 	/* Room for twice the keys, as mementos sizes its shards: the same load. */
 	if (f->entries == NULL ||
 	    !ck_hs_init(&f->hs, CK_HS_MODE_OBJECT | CK_HS_MODE_SPMC, floor_hash, floor_compare,
-	                &floor_allocator, (unsigned long)(2 * capacity + 2), (unsigned long)seed)) {
+	                &ck_plain_allocator, (unsigned long)(2 * capacity + 2), (unsigned long)seed)) {
 		free(f->entries);
 		return -ENOMEM;
 	}

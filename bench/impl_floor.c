@@ -8,6 +8,7 @@
  *
  * SPDX-License-Identifier: BSD-2-Clause
  */
+#include "ck_plain_malloc.h"
 #include "impl.h"
 
 #include <ck_hs.h>
@@ -27,33 +28,6 @@ struct floor_table {
 	size_t count; /* written by fill; read by count, when no get runs */
 };
 
-static void *floor_malloc(size_t size)
-{
-	return malloc(size);
-}
-
-/* Only fill writes, before any reader starts: nobody can still be probing
- * a map that growth replaces, so a deferred free may happen at once. */
-static void floor_free(void *p, size_t size, bool defer)
-{
-	(void)size;
-	(void)defer;
-	free(p);
-}
-
-static void *floor_realloc(void *p, size_t old_size, size_t new_size, bool defer)
-{
-	(void)old_size;
-	(void)defer;
-	return realloc(p, new_size);
-}
-
-static struct ck_malloc floor_allocator = {
-	.malloc = floor_malloc,
-	.realloc = floor_realloc,
-	.free = floor_free,
-};
-
 static unsigned long record_hash(const void *record, unsigned long seed)
 {
 	(void)seed; /* bench_hash has its own, the same for every implementation */
@@ -70,7 +44,7 @@ static void *floor_open(void)
 	struct floor_table *t = malloc(sizeof *t);
 	/* 16 slots: not presized; it grows as fill inserts, as the caches do. */
 	if (t == NULL || !ck_hs_init(&t->hs, CK_HS_MODE_OBJECT | CK_HS_MODE_SPMC, record_hash,
-	                             record_same_key, &floor_allocator, 16, 0)) {
+	                             record_same_key, &ck_plain_allocator, 16, 0)) {
 		fprintf(stderr, "floor: out of memory\n");
 		free(t);
 		return NULL;

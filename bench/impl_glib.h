@@ -14,6 +14,7 @@
 
 #include "impl.h"
 
+#include <errno.h>
 #include <glib.h>
 
 static inline guint bench_glib_hash(gconstpointer key)
@@ -35,6 +36,27 @@ static inline GHashTable *bench_glib_table_new(void)
 static inline void bench_glib_table_add(GHashTable *objects, struct bench_object *obj)
 {
 	g_hash_table_insert(objects, &obj->key, obj);
+}
+
+/*
+ * Get-or-create on the table, called with the caller's lock held for
+ * writing: the object of key, created and added if absent.  0, or -ENOMEM
+ * (then *out is NULL).
+ */
+static inline int bench_glib_table_get_or_create(GHashTable *objects, uint64_t key,
+                                                 struct bench_object **out)
+{
+	struct bench_object *obj = g_hash_table_lookup(objects, &key);
+	if (obj == NULL) {
+		obj = bench_object_create(key);
+		if (obj == NULL) {
+			*out = NULL;
+			return -ENOMEM;
+		}
+		bench_glib_table_add(objects, obj);
+	}
+	*out = obj;
+	return 0;
 }
 
 /* Destroys every object, then the table. */

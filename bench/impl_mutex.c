@@ -10,7 +10,6 @@
 #include "impl.h"
 #include "impl_glib.h"
 
-#include <errno.h>
 #include <glib.h>
 #include <stdio.h>
 
@@ -34,18 +33,9 @@ static void *mutex_open(void)
 static int mutex_get(void *table, uint64_t key, struct bench_object **out)
 {
 	struct mutex_table *t = table;
-	int rc = 0;
 	g_mutex_lock(&t->lock);
-	struct bench_object *obj = g_hash_table_lookup(t->objects, &key);
-	if (obj == NULL) {
-		obj = bench_object_create(key);
-		if (obj != NULL)
-			bench_glib_table_add(t->objects, obj);
-		else
-			rc = -ENOMEM;
-	}
+	int rc = bench_glib_table_get_or_create(t->objects, key, out);
 	g_mutex_unlock(&t->lock);
-	*out = obj;
 	return rc;
 }
 

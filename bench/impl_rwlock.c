@@ -11,7 +11,6 @@
 #include "impl.h"
 #include "impl_glib.h"
 
-#include <errno.h>
 #include <glib.h>
 #include <stdio.h>
 
@@ -43,18 +42,10 @@ static int rwlock_get(void *table, uint64_t key, struct bench_object **out)
 		return 0;
 	}
 
-	int rc = 0;
+	/* A miss: look again under the write lock, create if still absent. */
 	g_rw_lock_writer_lock(&t->lock);
-	obj = g_hash_table_lookup(t->objects, &key);
-	if (obj == NULL) {
-		obj = bench_object_create(key);
-		if (obj != NULL)
-			bench_glib_table_add(t->objects, obj);
-		else
-			rc = -ENOMEM;
-	}
+	int rc = bench_glib_table_get_or_create(t->objects, key, out);
 	g_rw_lock_writer_unlock(&t->lock);
-	*out = obj;
 	return rc;
 }
 
