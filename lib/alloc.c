@@ -51,12 +51,17 @@ void memento__free_with(const memento_allocator *a, void *p, size_t size)
 		a->free(p, size, a->state);
 }
 
-void *memento__zalloc(memento_cache *cache, size_t size, size_t align)
+void *memento__zalloc_with(const memento_allocator *a, size_t size, size_t align)
 {
-	void *p = memento__alloc_with(&cache->allocator, size, align);
+	void *p = memento__alloc_with(a, size, align);
 	if (p != NULL)
 		memset(p, 0, size);
 	return p;
+}
+
+void *memento__zalloc(memento_cache *cache, size_t size, size_t align)
+{
+	return memento__zalloc_with(&cache->allocator, size, align);
 }
 
 void *memento__grow(memento_cache *cache, void *p, size_t old_size, size_t new_size)

@@ -73,10 +73,9 @@ int memento_cache_new_with(memento_cache **out, const memento_cache_options *opt
 	if (rc != 0)
 		return rc;
 
-	memento_cache *cache = memento__alloc_with(&allocator, sizeof *cache, 0);
+	memento_cache *cache = memento__zalloc_with(&allocator, sizeof *cache, 0);
 	if (cache == NULL)
 		return -ENOMEM;
-	memset(cache, 0, sizeof *cache);
 	cache->allocator = allocator;
 	cache->seed = opt.seed != 0 ? opt.seed : random_seed();
 	cache->nshards = opt.shards;

@@ -283,6 +283,7 @@ MEMENTO__HIDDEN int memento__allocator_read(const memento_allocator *in, memento
 /* align 0: alignof(max_align_t).  NULL when out of memory. */
 MEMENTO__HIDDEN void *memento__alloc_with(const memento_allocator *a, size_t size, size_t align);
 MEMENTO__HIDDEN void memento__free_with(const memento_allocator *a, void *p, size_t size);
+MEMENTO__HIDDEN void *memento__zalloc_with(const memento_allocator *a, size_t size, size_t align);
 /* Zeroed memory of cache's allocator (align 0: the default). */
 MEMENTO__HIDDEN void *memento__zalloc(memento_cache *cache, size_t size, size_t align);
 /* Like realloc, through cache's allocator: p is freed only on success. */
