@@ -47,16 +47,6 @@ static void unlock_everything(void)
 	memento__default_cache_unlock();
 }
 
-static void fork_prepare(void)
-{
-	lock_everything();
-}
-
-static void fork_parent(void)
-{
-	unlock_everything();
-}
-
 static void fork_child(void)
 {
 	/* Still under every lock: nothing can move while we clean up. */
@@ -74,7 +64,7 @@ static void handlers_register(void)
 {
 	/* Failure (ENOMEM) leaves fork() as unsafe as without the library's
 	 * help; there is no caller to report it to. */
-	(void)pthread_atfork(fork_prepare, fork_parent, fork_child);
+	(void)pthread_atfork(lock_everything, unlock_everything, fork_child);
 }
 
 void memento__fork_handlers_install(void)

@@ -174,7 +174,8 @@ MEMENTO__HIDDEN bool memento__shard_insert(struct memento__shard *shard, struct 
 MEMENTO__HIDDEN uint32_t memento__shard_unlink(struct memento__shard *shard, struct memento__entry *e);
 MEMENTO__HIDDEN void memento__shard_retire(struct memento__shard *shard, struct memento__entry *e);
 MEMENTO__HIDDEN void memento__shard_defer_free(struct memento__shard *shard, struct memento__entry *e);
-/* In a fork child, lock held: frees the creations in flight of other threads. */
+/* In a fork child, lock held: unlinks and retires the creations in flight
+ * of other threads (memento_cache_free frees them). */
 MEMENTO__HIDDEN void memento__shard_drop_orphans(struct memento__shard *shard,
                                                  const struct memento__thread *self);
 
