@@ -111,6 +111,8 @@ typedef struct memento_cache_options {
 
 #define MEMENTO_SHARDS_DEFAULT 16
 #define MEMENTO_SHARDS_MAX 1024
+/* The most classes one cache holds (an entry keeps its class in 16 bits). */
+#define MEMENTO_CLASSES_MAX 65536
 #define MEMENTO_CAPACITY_PER_SHARD_MAX ((size_t)1 << 29)
 #define MEMENTO_CACHE_OPTIONS_INIT { sizeof(memento_cache_options), 0, 0, 0, { 0, 0, 0 } }
 
@@ -136,6 +138,7 @@ typedef struct memento_stats {
 	XX(ENOMEM, "out of memory")                                                  \
 	XX(EEXIST, "a class with this name already exists in the cache")             \
 	XX(E2BIG, "key larger than MEMENTO_KEY_MAX")                                 \
+	XX(ENOSPC, "the cache already holds MEMENTO_CLASSES_MAX classes")            \
 	XX(ENOENT, "no object for this key")                                         \
 	XX(EINPROGRESS, "the object for this key is being created")                  \
 	XX(EDEADLK, "waiting would deadlock: the key is being created by this "      \
@@ -213,8 +216,8 @@ MEMENTO_API size_t memento_count(memento_cache *cache);
 /*
  * Registers a memoized class in cache (the metaclass of the originals).
  * desc is copied, name included.  Returns 0, -EINVAL (a NULL argument, or
- * desc without name, key or create), -EEXIST (name taken in this cache) or
- * -ENOMEM.
+ * desc without name, key or create), -EEXIST (name taken in this cache),
+ * -ENOSPC (the cache has MEMENTO_CLASSES_MAX classes) or -ENOMEM.
  * Threads: any, concurrently with gets on other classes.  Blocks: briefly, on
  * the cache's class lock.  Lifetime: *cls lives until memento_cache_free().
  */

@@ -158,8 +158,8 @@ static int class_add(memento_cache *cache, const memento_class_desc *desc, memen
 {
 	if (class_named(cache, desc->name) != NULL)
 		return -EEXIST;
-	if (cache->nclasses == UINT32_MAX)
-		return -ENOMEM;
+	if (cache->nclasses == MEMENTO_CLASSES_MAX)
+		return -ENOSPC;
 	if (cache->nclasses == cache->capclasses) {
 		uint32_t cap = cache->capclasses != 0 ? 2 * cache->capclasses : 8;
 		memento_class **grown = memento__grow(cache, cache->classes,
@@ -188,7 +188,7 @@ static int class_add(memento_cache *cache, const memento_class_desc *desc, memen
 	cls->index = cache->nclasses;
 	/* Each class hashes with its own seed: equal keys of two classes land
 	 * apart (the compare also checks the class). */
-	cls->seed = cache->seed ^ ((uint64_t)(cls->index + 1) * 0x9E3779B97F4A7C15ull);
+	cls->seed = memento__class_seed(cache->seed, cls->index);
 	cache->classes[cache->nclasses++] = cls;
 	*out = cls;
 	return 0;
@@ -241,8 +241,9 @@ size_t memento_count(memento_cache *cache)
 }
 
 struct visit_item {
-	memento_class *cls;
+	memento_class *cls; /* looked up from index after the walk */
 	void *obj;
+	uint32_t index;
 };
 
 /*
@@ -268,7 +269,7 @@ static int shard_snapshot(struct memento__shard *shard, struct memento__tcache *
 		struct memento__entry *e = p;
 		MEMENTO__TSAN_ACQUIRE(e); /* published by ck_hs_put */
 		/* Acquire: pairs with the release that published obj. */
-		uint32_t s = atomic_load_explicit(&e->head.state, memory_order_acquire);
+		uint32_t s = atomic_load_explicit(&e->state, memory_order_acquire);
 		if ((s & (MEMENTO__PHASE | MEMENTO__UNLINKED)) != MEMENTO__READY)
 			continue;
 		if (len == cap) {
@@ -281,7 +282,7 @@ static int shard_snapshot(struct memento__shard *shard, struct memento__tcache *
 			v = grown;
 			cap *= 2;
 		}
-		v[len++] = (struct visit_item){ (memento_class *)e->head.cls, e->obj };
+		v[len++] = (struct visit_item){ NULL, e->u.obj, e->cls };
 	}
 	MEMENTO__TSAN_RELEASE(&cache->epoch);
 	ck_epoch_end(&tc->epoch, NULL);
@@ -289,6 +290,11 @@ static int shard_snapshot(struct memento__shard *shard, struct memento__tcache *
 		memento__free(cache, v, cap * sizeof *v);
 		return rc;
 	}
+	/* The class array moves when it grows: read it under its lock. */
+	pthread_mutex_lock(&cache->class_lock);
+	for (size_t k = 0; k < len; k++)
+		v[k].cls = cache->classes[v[k].index];
+	pthread_mutex_unlock(&cache->class_lock);
 	*items = v;
 	*n = len;
 	*size = cap * sizeof *v;
@@ -321,99 +327,99 @@ int memento_foreach(memento_cache *cache, memento_visit_fn visit, void *ctx)
 /*
  * memento_cache_free destroys objects newest first: an object built from
  * others (its create called memento_get) was published after them, so it
- * goes before them.  The entries are sorted by publication order in an
- * array; if that array cannot be allocated, free must still not fail, and a
- * merge sort of the linked list, slower on big caches, does the same.
+ * goes before them.  Every ready entry, linked or forgotten, is found in
+ * the slabs and rewritten in place as a `dying` record (the entries are
+ * dead by then, and each has room for one); the records are sorted by age
+ * in an array, or, if that array cannot be allocated (free must not fail),
+ * by a merge sort of their list, slower on big caches.
+ *
+ * Age counts publications since the entry's, modulo 2^32: exact while fewer
+ * than 2^32 objects were published after the oldest one still held.
  */
+struct dying {
+	struct dying *next;
+	void *obj;
+	uint16_t cls;
+	uint32_t age; /* 0: the newest */
+};
 
-static struct memento__entry **next_of(struct memento__entry *e)
-{
-	return &memento__cold(e)->link.next;
-}
+_Static_assert(sizeof(struct dying) <= 24 && 24 <= sizeof(struct memento__entry),
+               "a dying record fits in the smallest entry");
+_Static_assert(offsetof(struct dying, obj) == offsetof(struct memento__entry, u.obj) &&
+                       offsetof(struct dying, cls) == offsetof(struct memento__entry, cls),
+               "obj and cls stay where the entry had them");
 
-static uint64_t seq_of(const struct memento__entry *e)
+struct dying_list {
+	struct dying *head;
+	size_t n;
+	uint32_t newest; /* seq of the last publication */
+};
+
+static void collect_dying(struct memento__entry *e, void *arg)
 {
-	return memento__cold(e)->seq;
+	struct dying_list *list = arg;
+	uint32_t s = atomic_load_explicit(&e->state, memory_order_relaxed);
+	/* Every creation has returned: what is not READY holds no object. */
+	if ((s & MEMENTO__PHASE) != MEMENTO__READY)
+		return;
+	struct dying *d = (struct dying *)(void *)e;
+	uint32_t age = list->newest - e->seq; /* read before next overwrites seq */
+	d->next = list->head;
+	d->age = age; /* over the first key bytes */
+	list->head = d;
+	list->n++;
 }
 
 /* Merges two lists sorted newest first. */
-static struct memento__entry *merge_newest_first(struct memento__entry *a,
-                                                 struct memento__entry *b)
+static struct dying *merge_newest_first(struct dying *a, struct dying *b)
 {
-	struct memento__entry *head = NULL, **tail = &head;
+	struct dying *head = NULL, **tail = &head;
 	while (a != NULL && b != NULL) {
-		struct memento__entry **from = seq_of(a) > seq_of(b) ? &a : &b;
+		struct dying **from = a->age < b->age ? &a : &b;
 		*tail = *from;
-		tail = next_of(*from);
-		*from = *next_of(*from);
+		tail = &(*from)->next;
+		*from = (*from)->next;
 	}
 	*tail = a != NULL ? a : b;
 	return head;
 }
 
-static struct memento__entry *list_sort_newest_first(struct memento__entry *list)
+static struct dying *list_sort_newest_first(struct dying *list)
 {
-	if (list == NULL || *next_of(list) == NULL)
+	if (list == NULL || list->next == NULL)
 		return list;
-	struct memento__entry *slow = list, *fast = *next_of(list);
-	while (fast != NULL && *next_of(fast) != NULL) {
-		slow = *next_of(slow);
-		fast = *next_of(*next_of(fast));
+	struct dying *slow = list, *fast = list->next;
+	while (fast != NULL && fast->next != NULL) {
+		slow = slow->next;
+		fast = fast->next->next;
 	}
-	struct memento__entry *second = *next_of(slow);
-	*next_of(slow) = NULL;
+	struct dying *second = slow->next;
+	slow->next = NULL;
 	return merge_newest_first(list_sort_newest_first(list), list_sort_newest_first(second));
 }
 
 static int newest_first(const void *a, const void *b)
 {
-	uint64_t x = seq_of(*(struct memento__entry *const *)a);
-	uint64_t y = seq_of(*(struct memento__entry *const *)b);
-	return (x < y) - (x > y);
+	uint32_t x = (*(struct dying *const *)a)->age;
+	uint32_t y = (*(struct dying *const *)b)->age;
+	return (x > y) - (x < y);
 }
 
-static struct memento__entry *sort_newest_first(memento_cache *cache,
-                                                struct memento__entry *list, size_t n)
+static struct dying *sort_newest_first(memento_cache *cache, struct dying *list, size_t n)
 {
-	struct memento__entry **all = n > 1 ? memento__alloc(cache, n * sizeof *all) : NULL;
+	struct dying **all = n > 1 ? memento__alloc(cache, n * sizeof *all) : NULL;
 	if (all == NULL)
 		return list_sort_newest_first(list);
 	size_t i = 0;
-	for (struct memento__entry *e = list; e != NULL; e = *next_of(e))
-		all[i++] = e;
+	for (struct dying *d = list; d != NULL; d = d->next)
+		all[i++] = d;
 	qsort(all, n, sizeof *all, newest_first);
 	for (i = 0; i + 1 < n; i++)
-		*next_of(all[i]) = all[i + 1];
-	*next_of(all[n - 1]) = NULL;
+		all[i]->next = all[i + 1];
+	all[n - 1]->next = NULL;
 	list = all[0];
 	memento__free(cache, all, n * sizeof *all);
 	return list;
-}
-
-/* Every entry that holds an object, linked or retired, on one list. */
-static struct memento__entry *collect_objects(memento_cache *cache, size_t *n)
-{
-	struct memento__entry *all = NULL;
-	*n = 0;
-	for (unsigned int i = 0; i < cache->nshards; i++) {
-		struct memento__shard *shard = &cache->shards[i];
-		ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
-		void *p;
-		while (ck_hs_next(&shard->hs, &it, &p)) {
-			struct memento__entry *e = p;
-			*next_of(e) = all;
-			all = e;
-			++*n;
-		}
-		while (shard->retired != NULL) {
-			struct memento__entry *e = shard->retired;
-			shard->retired = *next_of(e);
-			*next_of(e) = all;
-			all = e;
-			++*n;
-		}
-	}
-	return all;
 }
 
 static void cache_destroy(memento_cache *cache, unsigned int shards_ready)
@@ -445,19 +451,16 @@ void memento_cache_free(memento_cache *cache)
 	/* From here no exiting thread touches this cache's records. */
 	memento__registry_remove(cache);
 
-	size_t n;
-	struct memento__entry *e = collect_objects(cache, &n);
-	e = sort_newest_first(cache, e, n);
-	while (e != NULL) {
-		struct memento__entry *next = *next_of(e);
-		const memento_class *cls = e->head.cls;
-		/* Only READY entries can remain: every creation has returned. */
-		if ((atomic_load_explicit(&e->head.state, memory_order_relaxed) & MEMENTO__PHASE) ==
-		            MEMENTO__READY &&
-		    cls->destroy != NULL)
-			cls->destroy(e->obj, cls->ctx);
-		memento__entry_free(e);
-		e = next;
+	struct dying_list list = {
+		.newest = (uint32_t)(atomic_load_explicit(&cache->next_seq, memory_order_relaxed) - 1),
+	};
+	for (unsigned int i = 0; i < cache->nshards; i++)
+		memento__slab_walk(&cache->shards[i], collect_dying, &list);
+	for (struct dying *d = sort_newest_first(cache, list.head, list.n); d != NULL; d = d->next) {
+		const memento_class *cls = cache->classes[d->cls];
+		if (cls->destroy != NULL)
+			cls->destroy(d->obj, cls->ctx);
 	}
+	/* The entries go with their slabs. */
 	cache_destroy(cache, cache->nshards);
 }

@@ -5,6 +5,12 @@
  * a Linux futex; the finishing owner wakes them only if one announced itself
  * with the WAITERS bit.
  *
+ * While CREATING, the entry's u points to its creation record: the owner
+ * (for deadlock walks), the references of the creator and its waiters, and
+ * the error to hand them.  A ready entry drops the record, so it holds only
+ * what a hit reads.  Joining a creation and leaving CREATING both happen
+ * under the shard lock, which is what makes u safe to read as the record.
+ *
  * SPDX-License-Identifier: BSD-2-Clause
  */
 #include "internal.h"
@@ -17,116 +23,135 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/* One allocation: the cold part, then the hot part and its key bytes. */
-static size_t entry_size(uint32_t key_len)
+struct memento__creation *memento__creation_spare(struct memento__tcache *tc)
 {
-	return sizeof(struct memento__entry_cold) + sizeof(struct memento__entry) + key_len;
+	if (tc->spare == NULL)
+		tc->spare = memento__alloc(tc->cache, sizeof *tc->spare);
+	return tc->spare;
 }
 
-struct memento__entry *memento__entry_new(const struct memento__head *probe,
-                                          struct memento__thread *owner)
+bool memento__creation_start(struct memento__shard *shard, const struct memento__entry *probe,
+                             uint64_t hash, struct memento__tcache *tc)
 {
-	struct memento__entry_cold *cold =
-		memento__alloc(probe->cls->cache, entry_size(probe->len));
-	if (cold == NULL)
-		return NULL;
-	struct memento__entry *e = memento__entry_of(cold);
-	memcpy(e->key, probe->bytes, probe->len);
-	e->head.hash = probe->hash;
-	e->head.cls = probe->cls;
-	e->head.bytes = e->key;
-	e->head.len = probe->len;
-	atomic_init(&e->head.state, MEMENTO__CREATING);
-	e->obj = NULL;
-	atomic_init(&cold->owner, owner);
-	cold->link.next = NULL;
-	cold->seq = 0;
-	atomic_init(&cold->refs, 1); /* the creator's */
-	cold->error = 0;
-	return e;
-}
-
-void memento__entry_free(struct memento__entry *e)
-{
-	memento__free(e->head.cls->cache, memento__cold(e), entry_size(e->head.len));
-}
-
-/*
- * Takes a waiter's reference, unless the entry already failed and lost its
- * last one (then it is waiting for a grace period to be freed).  The caller
- * is in an epoch section or holds the shard lock, so e is still readable.
- */
-bool memento__entry_ref(struct memento__entry *e)
-{
-	_Atomic uint32_t *refs = &memento__cold(e)->refs;
-	uint32_t n = atomic_load_explicit(refs, memory_order_relaxed);
-	do {
-		if (n == 0)
-			return false;
-	} while (!atomic_compare_exchange_weak_explicit(refs, &n, n + 1, memory_order_relaxed,
-	                                                memory_order_relaxed));
+	struct memento__creation *c = tc->spare;
+	struct memento__entry *e = memento__slab_alloc(shard, memento__entry_size(probe->len));
+	if (e == NULL)
+		return false;
+	e->cls = probe->cls;
+	e->len = probe->len;
+	memcpy(e->key, probe->key, probe->len);
+	e->seq = 0;
+	e->u.creation = c;
+	atomic_init(&e->state, MEMENTO__CREATING);
+	atomic_init(&c->owner, tc->thread);
+	c->entry = e;
+	c->shard = shard;
+	atomic_init(&c->refs, 1); /* the creator's */
+	c->error = 0;
+	if (!memento__shard_insert(shard, e, hash)) {
+		memento__slab_free(shard, e);
+		return false;
+	}
+	tc->spare = NULL;
 	return true;
 }
 
-void memento__entry_unref(struct memento__entry *e)
+/* A record no one references: kept as this thread's spare if it has none. */
+static void creation_release(struct memento__creation *c)
 {
-	/* Acq_rel: every holder's reads of e happen before the free. */
-	if (atomic_fetch_sub_explicit(&memento__cold(e)->refs, 1, memory_order_acq_rel) == 1)
-		memento__shard_defer_free(memento__shard_of(e->head.cls->cache, e->head.hash), e);
+	memento_cache *cache = c->shard->cache;
+	struct memento__tcache *tc = memento__tcache_last(cache);
+	if (tc != NULL && tc->spare == NULL)
+		tc->spare = c;
+	else
+		memento__free(cache, c, sizeof *c);
+}
+
+struct memento__creation *memento__creation_join(struct memento__entry *e)
+{
+	/* Under the lock, CREATING: publish and fail change u and the phase
+	 * under this lock too, and the creator's reference is still held. */
+	struct memento__creation *c = e->u.creation;
+	atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+	return c;
+}
+
+void memento__creation_unref(struct memento__creation *c)
+{
+	/* Acq_rel: every holder's reads of c happen before the free. */
+	if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	struct memento__entry *e = c->entry;
+	if ((atomic_load_explicit(&e->state, memory_order_relaxed) & MEMENTO__PHASE) ==
+	    MEMENTO__READY) {
+		/* The entry keeps the object; nothing else can reach c. */
+		creation_release(c);
+		return;
+	}
+	/* Failed, and unlinked: readers may still probe e. */
+	memento__shard_lock(c->shard);
+	memento__shard_defer_free(c->shard, c);
+	memento__shard_unlock(c->shard);
 }
 
 /*
- * Moves a CREATING entry to phase `to`, keeping the UNLINKED bit, and wakes
- * the sleepers.  Returns the state it replaced.
+ * Under the shard lock: moves a CREATING entry to phase `to`, keeping the
+ * UNLINKED bit.  Returns the state it replaced; the caller wakes the
+ * sleepers, outside the lock, if it had WAITERS.
  */
-static uint32_t entry_finish(struct memento__entry *e, uint32_t to)
+static uint32_t entry_finish(struct memento__creation *c, uint32_t to)
 {
+	struct memento__entry *e = c->entry;
 	/* The owner edge goes first: a deadlock walk that still sees this
 	 * thread as owner must not find it waiting on anything newer. */
-	atomic_store_explicit(&memento__cold(e)->owner, NULL, memory_order_release);
-	uint32_t old = atomic_load_explicit(&e->head.state, memory_order_relaxed);
+	atomic_store_explicit(&c->owner, NULL, memory_order_release);
+	uint32_t old = atomic_load_explicit(&e->state, memory_order_relaxed);
 	/* Release: obj and error are visible to whoever acquires the phase. */
-	while (!atomic_compare_exchange_weak_explicit(&e->head.state, &old,
-	                                              to | (old & MEMENTO__UNLINKED),
+	while (!atomic_compare_exchange_weak_explicit(&e->state, &old, to | (old & MEMENTO__UNLINKED),
 	                                              memory_order_release, memory_order_relaxed))
 		;
-	if (old & MEMENTO__WAITERS)
-		syscall(SYS_futex, &e->head.state, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 	return old;
 }
 
-/*
- * The owner's success.  If memento_forget detached the entry meanwhile, the
- * object is retired here, since forget saw no object to retire.
- */
-void memento__entry_publish(struct memento__entry *e, void *obj)
+static void entry_wake(struct memento__entry *e, uint32_t old)
 {
-	memento_cache *cache = e->head.cls->cache;
-	e->obj = obj;
-	memento__cold(e)->seq = atomic_fetch_add_explicit(&cache->next_seq, 1, memory_order_relaxed);
-	uint32_t old = entry_finish(e, MEMENTO__READY);
-	if (old & MEMENTO__UNLINKED) {
-		struct memento__shard *shard = memento__shard_of(cache, e->head.hash);
-		memento__shard_lock(shard);
-		memento__shard_retire(shard, e);
-		memento__shard_unlock(shard);
-	}
+	if (old & MEMENTO__WAITERS)
+		syscall(SYS_futex, &e->state, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+/*
+ * The owner's success.  Under the lock, because a joining waiter reads
+ * e->u as the creation record while the phase is CREATING.  A forgotten
+ * entry (UNLINKED) keeps its object all the same, until the cache is freed.
+ */
+void memento__creation_publish(struct memento__creation *c, void *obj)
+{
+	struct memento__entry *e = c->entry;
+	memento_cache *cache = c->shard->cache;
+	memento__shard_lock(c->shard);
+	e->u.obj = obj;
+	e->seq = (uint32_t)atomic_fetch_add_explicit(&cache->next_seq, 1, memory_order_relaxed);
+	uint32_t old = entry_finish(c, MEMENTO__READY);
+	memento__shard_unlock(c->shard);
+	entry_wake(e, old);
+	memento__creation_unref(c);
 }
 
 /*
  * The owner's failure (an error from create, or its thread died): unlink,
  * hand err to every waiter, drop the owner's reference.
  */
-void memento__entry_fail(struct memento__entry *e, int err)
+void memento__creation_fail(struct memento__creation *c, int err)
 {
-	struct memento__shard *shard = memento__shard_of(e->head.cls->cache, e->head.hash);
-	memento__shard_lock(shard);
-	if (!(atomic_load_explicit(&e->head.state, memory_order_relaxed) & MEMENTO__UNLINKED))
-		memento__shard_unlink(shard, e);
-	memento__shard_unlock(shard);
-	memento__cold(e)->error = err;
-	entry_finish(e, MEMENTO__FAILED);
-	memento__entry_unref(e);
+	struct memento__entry *e = c->entry;
+	memento__shard_lock(c->shard);
+	if (!(atomic_load_explicit(&e->state, memory_order_relaxed) & MEMENTO__UNLINKED))
+		memento__shard_unlink(c->shard, e);
+	c->error = err;
+	uint32_t old = entry_finish(c, MEMENTO__FAILED);
+	memento__shard_unlock(c->shard);
+	entry_wake(e, old);
+	memento__creation_unref(c);
 }
 
 /* Sleeps while the word holds `expected`; false once deadline has passed. */
@@ -144,40 +169,42 @@ static bool futex_wait_until(_Atomic uint32_t *word, uint32_t expected,
 	return deadline == NULL;
 }
 
-static int wait_outcome(struct memento__entry *e, uint32_t s)
+static int wait_outcome(const struct memento__creation *c, uint32_t s)
 {
-	return (s & MEMENTO__PHASE) == MEMENTO__READY ? 0 : memento__cold(e)->error;
+	return (s & MEMENTO__PHASE) == MEMENTO__READY ? 0 : c->error;
 }
 
 /*
- * Waits, holding a reference, until e leaves CREATING or deadline passes.
+ * Waits, holding a reference on c, until its entry leaves CREATING or the
+ * deadline passes.
  * Returns 0 (READY) or the creation's error (FAILED); or -ETIMEDOUT with
  * *timed_out set, which tells this wait's own timeout from a create that
  * itself returned -ETIMEDOUT.  Leaves errno as it found it.
  */
-int memento__entry_wait(struct memento__entry *e, const struct timespec *deadline,
-                        bool *timed_out)
+int memento__creation_wait(struct memento__creation *c, const struct timespec *deadline,
+                           bool *timed_out)
 {
+	struct memento__entry *e = c->entry;
 	int saved_errno = errno;
 	int rc = 0;
 	*timed_out = false;
 	for (;;) {
 		/* Acquire: pairs with the release in entry_finish. */
-		uint32_t s = atomic_load_explicit(&e->head.state, memory_order_acquire);
+		uint32_t s = atomic_load_explicit(&e->state, memory_order_acquire);
 		if ((s & MEMENTO__PHASE) != MEMENTO__CREATING) {
-			rc = wait_outcome(e, s);
+			rc = wait_outcome(c, s);
 			break;
 		}
 		if (!(s & MEMENTO__WAITERS)) {
-			if (!atomic_compare_exchange_weak_explicit(&e->head.state, &s, s | MEMENTO__WAITERS,
+			if (!atomic_compare_exchange_weak_explicit(&e->state, &s, s | MEMENTO__WAITERS,
 			                                           memory_order_relaxed,
 			                                           memory_order_relaxed))
 				continue;
 			s |= MEMENTO__WAITERS;
 		}
-		if (!futex_wait_until(&e->head.state, s, deadline)) {
+		if (!futex_wait_until(&e->state, s, deadline)) {
 			/* One last look: the creation may have finished at the deadline. */
-			s = atomic_load_explicit(&e->head.state, memory_order_acquire);
+			s = atomic_load_explicit(&e->state, memory_order_acquire);
 			if ((s & MEMENTO__PHASE) == MEMENTO__CREATING) {
 				*timed_out = true;
 				rc = -ETIMEDOUT;

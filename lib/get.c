@@ -21,19 +21,20 @@ struct lookup {
 	struct memento__tcache *tc;
 	struct memento__shard *shard;
 	struct memento__counters *counters;
-	struct memento__head probe;
-	unsigned char *heap_bytes; /* when the scratch buffer was busy */
+	struct memento__entry *probe; /* the key, laid out as an entry */
+	uint64_t hash;
+	unsigned char *heap_probe; /* when the scratch buffer was busy */
 };
 
 static void lookup_end(struct lookup *lk)
 {
-	if (lk->heap_bytes != NULL) {
-		memento__free(lk->cls->cache, lk->heap_bytes, MEMENTO_KEY_MAX);
-		lk->heap_bytes = NULL;
-	} else if (lk->probe.bytes != NULL) {
+	if (lk->heap_probe != NULL) {
+		memento__free(lk->cls->cache, lk->heap_probe, MEMENTO__PROBE_SIZE);
+		lk->heap_probe = NULL;
+	} else if (lk->probe != NULL) {
 		lk->tc->thread->scratch_busy = false;
 	}
-	lk->probe.bytes = NULL;
+	lk->probe = NULL;
 }
 
 /* A key callback left by cancellation or an exception: release its buffer. */
@@ -50,7 +51,7 @@ static int callback_result(int rc)
 
 /*
  * Builds and hashes the key of args.  On success the caller must call
- * lookup_end once it no longer needs lk->probe.bytes.  Always inlined: it
+ * lookup_end once it no longer needs lk->probe.  Always inlined: it
  * is most of the hit path, and lk then stays in registers.
  */
 static inline __attribute__((always_inline)) int lookup_begin(struct lookup *lk,
@@ -58,8 +59,8 @@ static inline __attribute__((always_inline)) int lookup_begin(struct lookup *lk,
                                                               const void *args)
 {
 	lk->cls = cls;
-	lk->heap_bytes = NULL;
-	lk->probe.bytes = NULL;
+	lk->heap_probe = NULL;
+	lk->probe = NULL;
 	lk->tc = memento__tcache_for(cls->cache);
 	if (MEMENTO__UNLIKELY(lk->tc == NULL))
 		return -ENOMEM;
@@ -68,16 +69,17 @@ static inline __attribute__((always_inline)) int lookup_begin(struct lookup *lk,
 		return -ENOMEM;
 
 	struct memento__thread *t = lk->tc->thread;
-	memento_key key = { .bytes = t->scratch, .len = 0, .err = 0 };
+	unsigned char *room = t->scratch;
 	if (MEMENTO__UNLIKELY(t->scratch_busy)) {
 		/* A key callback is itself getting an object: nest on the heap. */
-		key.bytes = lk->heap_bytes = memento__alloc(cls->cache, MEMENTO_KEY_MAX);
-		if (key.bytes == NULL)
+		room = lk->heap_probe = memento__alloc(cls->cache, MEMENTO__PROBE_SIZE);
+		if (room == NULL)
 			return -ENOMEM;
 	} else {
 		t->scratch_busy = true;
 	}
-	lk->probe.bytes = key.bytes;
+	lk->probe = (struct memento__entry *)(void *)room;
+	memento_key key = { .bytes = lk->probe->key, .len = 0, .err = 0 };
 
 	int rc;
 	pthread_cleanup_push(key_abandoned, lk);
@@ -89,10 +91,10 @@ static inline __attribute__((always_inline)) int lookup_begin(struct lookup *lk,
 		lookup_end(lk);
 		return rc;
 	}
-	lk->probe.hash = memento__key_hash(key.bytes, key.len, cls->seed);
-	lk->probe.cls = cls;
-	lk->probe.len = key.len;
-	lk->shard = memento__shard_of(cls->cache, lk->probe.hash);
+	lk->hash = memento__key_hash(key.bytes, key.len, cls->seed);
+	lk->probe->cls = (uint16_t)cls->index;
+	lk->probe->len = (uint16_t)key.len;
+	lk->shard = memento__shard_of(cls->cache, lk->hash);
 	return 0;
 }
 
@@ -111,52 +113,55 @@ static void section_end(struct lookup *lk)
 static uint32_t phase_of(struct memento__entry *e)
 {
 	/* Acquire: pairs with the release that published obj or error. */
-	return atomic_load_explicit(&e->head.state, memory_order_acquire) & MEMENTO__PHASE;
+	return atomic_load_explicit(&e->state, memory_order_acquire) & MEMENTO__PHASE;
 }
 
 enum claim {
-	CLAIM_READY,  /* found ready: *e holds the object */
-	CLAIM_WAIT,   /* found creating: a reference on *e is held */
-	CLAIM_CREATE, /* linked a new entry *e owned by this thread */
+	CLAIM_READY,  /* found ready: the entry holds the object */
+	CLAIM_WAIT,   /* found creating: a reference on the creation is held */
+	CLAIM_CREATE, /* linked a new entry whose creation this thread owns */
+};
+
+/* What claim found or made. */
+struct claimed {
+	struct memento__entry *entry;       /* CLAIM_READY */
+	struct memento__creation *creation; /* CLAIM_WAIT, CLAIM_CREATE */
 };
 
 /* Under the shard lock: finds the entry for the probe, or links a new one. */
-static int claim(struct lookup *lk, struct memento__entry **out)
+static int claim(struct lookup *lk, struct claimed *out)
 {
 	struct memento__thread *self = lk->tc->thread;
-	/* Allocated before locking; freed again in the rare lost race. */
-	struct memento__entry *fresh = memento__entry_new(&lk->probe, self);
-	if (fresh == NULL)
+	/* The record a creation needs comes before the lock, so that the
+	 * user's allocator runs outside it (a chunk of entries, now and then,
+	 * does not). */
+	struct memento__creation *record = memento__creation_spare(lk->tc);
+	if (record == NULL)
 		return -ENOMEM;
-
 	int rc;
 	memento__shard_lock(lk->shard);
 	/* The lock excludes frees of this shard's entries: no section needed. */
-	struct memento__entry *e = ck_hs_get(&lk->shard->hs, lk->probe.hash, &lk->probe);
+	struct memento__entry *e = ck_hs_get(&lk->shard->hs, lk->hash, lk->probe);
 	if (e == NULL) {
-		rc = memento__shard_insert(lk->shard, fresh) ? CLAIM_CREATE : -ENOMEM;
-		if (rc == CLAIM_CREATE)
-			*out = fresh, fresh = NULL;
+		rc = memento__creation_start(lk->shard, lk->probe, lk->hash, lk->tc) ? CLAIM_CREATE
+		                                                                     : -ENOMEM;
+		out->creation = record;
 	} else if (phase_of(e) == MEMENTO__READY) {
 		rc = CLAIM_READY;
-		*out = e;
-	} else if (atomic_load_explicit(&memento__cold(e)->owner, memory_order_relaxed) == self) {
+		out->entry = e;
+	} else if (atomic_load_explicit(&e->u.creation->owner, memory_order_relaxed) == self) {
 		rc = -EDEADLK; /* recursion: this thread is creating this key */
 	} else {
-		/* A linked entry keeps its owner's reference: this cannot fail. */
-		(void)memento__entry_ref(e);
+		out->creation = memento__creation_join(e);
 		rc = CLAIM_WAIT;
-		*out = e;
 	}
 	memento__shard_unlock(lk->shard);
-	if (fresh != NULL)
-		memento__entry_free(fresh);
 	return rc;
 }
 
 /* What a dying creator's cleanup handler needs. */
 struct creation {
-	struct memento__entry *entry;
+	struct memento__creation *record;
 	struct memento__counters *counters;
 };
 
@@ -169,7 +174,7 @@ static void creator_died(void *arg)
 {
 	struct creation *c = arg;
 	memento__count(c->counters, MEMENTO__FAILURES);
-	memento__entry_fail(c->entry, -EOWNERDEAD);
+	memento__creation_fail(c->record, -EOWNERDEAD);
 }
 
 static int call_create(memento_class *cls, const void *args, void **made)
@@ -177,11 +182,11 @@ static int call_create(memento_class *cls, const void *args, void **made)
 	return callback_result(cls->create(made, args, cls->ctx));
 }
 
-/* This thread owns e: run create outside every lock and settle e. */
+/* This thread owns the creation: run create outside every lock and settle it. */
 static int create_and_settle(memento_class *cls, struct memento__counters *counters,
-                             struct memento__entry *e, const void *args, void **obj)
+                             struct memento__creation *record, const void *args, void **obj)
 {
-	struct creation c = { .entry = e, .counters = counters };
+	struct creation c = { .record = record, .counters = counters };
 	void *made = NULL;
 	int rc;
 
@@ -191,34 +196,34 @@ static int create_and_settle(memento_class *cls, struct memento__counters *count
 	pthread_cleanup_pop(0);
 
 	if (rc == 0) {
-		memento__entry_publish(e, made);
+		memento__creation_publish(record, made);
 		*obj = made;
 	} else {
 		memento__count(counters, MEMENTO__FAILURES);
-		memento__entry_fail(e, rc);
+		memento__creation_fail(record, rc);
 	}
 	return rc;
 }
 
-/* Holding a reference on e, created by another thread: wait and share its outcome. */
+/* Holding a reference on another thread's creation: wait and share its outcome. */
 static int wait_and_share(struct memento__thread *self, struct memento__counters *counters,
-                          struct memento__entry *e, const struct timespec *deadline,
+                          struct memento__creation *c, const struct timespec *deadline,
                           void **obj)
 {
-	int rc = memento__wait_begin(self, e);
+	int rc = memento__wait_begin(self, c);
 	if (rc == -EDEADLK) {
 		memento__count(counters, MEMENTO__DEADLOCKS);
 	} else {
 		bool timed_out;
 		memento__count(counters, MEMENTO__WAITS);
-		rc = memento__entry_wait(e, deadline, &timed_out);
+		rc = memento__creation_wait(c, deadline, &timed_out);
 		memento__wait_end(self);
 		if (rc == 0)
-			*obj = e->obj;
+			*obj = c->entry->u.obj; /* ready: the entry lives with the cache */
 		else if (timed_out)
 			memento__count(counters, MEMENTO__TIMEOUTS);
 	}
-	memento__entry_unref(e);
+	memento__creation_unref(c);
 	return rc;
 }
 
@@ -240,9 +245,9 @@ static inline __attribute__((always_inline)) int get(memento_class *cls, const v
 		return rc;
 
 	section_begin(&lk);
-	struct memento__entry *e = ck_hs_get(&lk.shard->hs, lk.probe.hash, &lk.probe);
+	struct memento__entry *e = ck_hs_get(&lk.shard->hs, lk.hash, lk.probe);
 	if (MEMENTO__LIKELY(e != NULL) && MEMENTO__LIKELY(phase_of(e) == MEMENTO__READY)) {
-		void *found = e->obj;
+		void *found = e->u.obj;
 		section_end(&lk);
 		lookup_end(&lk);
 		memento__count(lk.counters, MEMENTO__HITS);
@@ -252,19 +257,20 @@ static inline __attribute__((always_inline)) int get(memento_class *cls, const v
 	section_end(&lk);
 
 	/* Everything but a ready hit is settled under the shard lock. */
-	rc = claim(&lk, &e);
+	struct claimed got;
+	rc = claim(&lk, &got);
 	lookup_end(&lk); /* the key now lives in the entry, if it was needed */
 	if (rc == CLAIM_READY) {
 		memento__count(lk.counters, MEMENTO__HITS);
-		*obj = e->obj;
+		*obj = got.entry->u.obj;
 		return 0;
 	}
 	memento__count(lk.counters, MEMENTO__MISSES);
 	switch (rc) {
 	case CLAIM_CREATE:
-		return create_and_settle(cls, lk.counters, e, args, obj);
+		return create_and_settle(cls, lk.counters, got.creation, args, obj);
 	case CLAIM_WAIT:
-		return wait_and_share(lk.tc->thread, lk.counters, e, deadline, obj);
+		return wait_and_share(lk.tc->thread, lk.counters, got.creation, deadline, obj);
 	default:
 		if (rc == -EDEADLK)
 			memento__count(lk.counters, MEMENTO__DEADLOCKS);
@@ -295,9 +301,9 @@ int memento_peek(memento_class *cls, const void *args, void **obj)
 		return rc;
 
 	section_begin(&lk);
-	struct memento__entry *e = ck_hs_get(&lk.shard->hs, lk.probe.hash, &lk.probe);
+	struct memento__entry *e = ck_hs_get(&lk.shard->hs, lk.hash, lk.probe);
 	uint32_t phase = e != NULL ? phase_of(e) : 0;
-	void *found = phase == MEMENTO__READY ? e->obj : NULL;
+	void *found = phase == MEMENTO__READY ? e->u.obj : NULL;
 	section_end(&lk);
 	lookup_end(&lk);
 
@@ -324,14 +330,11 @@ int memento_forget(memento_class *cls, const void *args)
 
 	struct memento__shard *shard = lk.shard;
 	memento__shard_lock(shard);
-	struct memento__entry *e = ck_hs_get(&shard->hs, lk.probe.hash, &lk.probe);
-	if (e == NULL) {
+	struct memento__entry *e = ck_hs_get(&shard->hs, lk.hash, lk.probe);
+	if (e == NULL)
 		rc = -ENOENT;
-	} else if ((memento__shard_unlink(shard, e) & MEMENTO__PHASE) == MEMENTO__READY) {
-		/* Ready before the unlink: its object retires now.  Otherwise the
-		 * creator sees UNLINKED when it publishes and retires it then. */
-		memento__shard_retire(shard, e);
-	}
+	else /* the entry, and its object once ready, stay until cache_free */
+		memento__shard_unlink(shard, e);
 	memento__shard_unlock(shard);
 	lookup_end(&lk);
 	return rc;

@@ -4,7 +4,9 @@
  * Concepts, one file each:
  *   key.c     memento_key: typed field encoding, the key's hash
  *   table.c   a writer shard: ck_hs + writer mutex + writer epoch record
- *   entry.c   an entry's state machine: publish, fail, wait, wake
+ *   entry.c   an entry's state machine and its creation record: start,
+ *             join, publish, fail, wait, wake
+ *   slab.c    where a shard's entries live: chunks and free lists
  *   thread.c  per-thread records: epoch record per cache, scratch key
  *             buffer, the wait-for graph that finds deadlocks
  *   stats.c   per-thread counters and their sums
@@ -63,6 +65,8 @@ void __tsan_release(void *addr);
 #endif
 
 struct memento__thread;
+struct memento__tcache;
+struct memento__shard;
 
 /* ---- key.c ------------------------------------------------------------------ */
 
@@ -72,21 +76,14 @@ struct memento_key {
 	int err; /* first error of an append; sticks */
 };
 
-/*
- * What ck_hs compares: the head of every entry, and the probe a lookup
- * builds on its stack.  ck_hs hands both kinds to the compare callback
- * (ck_hs_put probes with the entry it inserts), so they share this layout.
- * `state` belongs to entries (see entry.c); a probe never sets or reads it.
- */
-struct memento__head {
-	uint64_t hash;
-	const memento_class *cls;
-	const unsigned char *bytes;
-	uint32_t len;
-	_Atomic uint32_t state;
-};
-
 MEMENTO__HIDDEN uint64_t memento__key_hash(const void *bytes, size_t len, uint64_t seed);
+
+/* A class's hash seed: a function of the cache's seed and the class index
+ * alone, so that a table can rehash an entry without reading its class. */
+static inline uint64_t memento__class_seed(uint64_t cache_seed, uint32_t index)
+{
+	return cache_seed ^ ((uint64_t)(index + 1) * 0x9E3779B97F4A7C15ull);
+}
 
 /* ---- entry.c ---------------------------------------------------------------- */
 
@@ -94,6 +91,7 @@ MEMENTO__HIDDEN uint64_t memento__key_hash(const void *bytes, size_t len, uint64
  * Entry state word (also the futex word waiters sleep on).  The low two bits
  * are the phase; WAITERS says a thread sleeps on the word; UNLINKED says the
  * entry left its table (forgotten, or failed), changed under the shard lock.
+ * A state of 0 is a free slot in its shard's slab.
  */
 enum {
 	MEMENTO__CREATING = 1,
@@ -105,64 +103,119 @@ enum {
 };
 
 /*
- * An entry is one allocation in two parts.  The hot part is what a hit
- * reads: the head, the object, and the key bytes right behind them, so that
- * a short key shares the head's cache line.  The cold part sits just before
- * it and is touched only by misses, waiters and frees.
+ * An entry is what a hit reads, and nothing else: 20 bytes and the key,
+ * rounded up to 8, carved from its shard's slab (slab.c).  A 9-byte key (one
+ * u64 field) makes a 32-byte entry, two to a cache line.  What only a
+ * creation needs lives in a creation record (below) until it finishes.
+ *
+ * ck_hs compares entries with probes of the same layout: a lookup builds
+ * its key in a buffer laid out as an entry (state, seq and u unused), and
+ * ck_hs_put probes with the entry it inserts.
  */
 struct memento__entry {
-	struct memento__head head; /* first: ck_hs compares heads */
-	void *obj;                 /* READY: the object */
-	unsigned char key[];       /* head.bytes points here */
-};
-
-struct memento__entry_cold {
-	_Atomic(struct memento__thread *) owner; /* CREATING: the creator; then NULL */
+	_Atomic uint32_t state;
+	uint32_t seq; /* READY: publication order, low 32 bits (destroy order) */
 	union {
-		ck_epoch_entry_t reclaim;    /* failed: deferred free */
-		struct memento__entry *next; /* forgotten ready: the shard's retired
-		                                list; in memento_cache_free: the
-		                                destroy list */
-	} link;
-	uint64_t seq;          /* publication order, for destroy order */
-	_Atomic uint32_t refs; /* creator + waiters; frees a failed entry */
-	int error;             /* FAILED: the creation's error */
+		void *obj;                          /* READY: the object */
+		struct memento__creation *creation; /* CREATING, FAILED */
+		struct memento__entry *free_next;   /* a free slot: its slab list */
+	} u;
+	uint16_t cls; /* class index */
+	uint16_t len; /* key bytes */
+	unsigned char key[];
 };
 
-static inline struct memento__entry_cold *memento__cold(const struct memento__entry *e)
+_Static_assert(MEMENTO_KEY_MAX <= UINT16_MAX, "key length must fit an entry's len");
+
+/* Bytes an entry with a key of len bytes takes in its slab. */
+static inline size_t memento__entry_size(size_t len)
 {
-	return (struct memento__entry_cold *)(void *)e - 1;
+	size_t n = offsetof(struct memento__entry, key) + len;
+	return (n + 7) & ~(size_t)7;
 }
 
-static inline struct memento__entry *memento__entry_of(struct memento__entry_cold *cold)
-{
-	return (struct memento__entry *)(void *)(cold + 1);
-}
+/* Room for the largest probe: a thread's scratch buffer, or a nested one. */
+#define MEMENTO__PROBE_SIZE (offsetof(struct memento__entry, key) + MEMENTO_KEY_MAX)
 
-MEMENTO__HIDDEN struct memento__entry *memento__entry_new(const struct memento__head *probe,
-                                                          struct memento__thread *owner);
-MEMENTO__HIDDEN void memento__entry_free(struct memento__entry *e);
-MEMENTO__HIDDEN bool memento__entry_ref(struct memento__entry *e);
-MEMENTO__HIDDEN void memento__entry_unref(struct memento__entry *e);
-MEMENTO__HIDDEN void memento__entry_publish(struct memento__entry *e, void *obj);
-MEMENTO__HIDDEN void memento__entry_fail(struct memento__entry *e, int err);
-MEMENTO__HIDDEN int memento__entry_wait(struct memento__entry *e, const struct timespec *deadline,
-                                        bool *timed_out);
+/*
+ * One creation in flight, allocated when a get claims a new key and freed
+ * with its last reference: the creator's and each waiter's.  A failed
+ * creation also frees its entry, after a grace period (readers may still be
+ * probing it), through `reclaim`.
+ */
+struct memento__creation {
+	_Atomic(struct memento__thread *) owner; /* the creator, until it finishes */
+	struct memento__entry *entry;
+	struct memento__shard *shard;
+	_Atomic uint32_t refs;
+	int error; /* FAILED: create's error */
+	union {
+		ck_epoch_entry_t reclaim;           /* failed: deferred free */
+		struct memento__creation *orphan_next; /* fork child: shard's orphans */
+	} link;
+};
+
+/* The calling thread's spare record for tc's cache, allocated if it has
+ * none; NULL when out of memory.  Outside every lock. */
+MEMENTO__HIDDEN struct memento__creation *memento__creation_spare(struct memento__tcache *tc);
+/* Under the shard lock, key absent: links a new CREATING entry for probe,
+ * owned by tc's thread, and takes tc's spare record for it; false when out
+ * of memory. */
+MEMENTO__HIDDEN bool memento__creation_start(struct memento__shard *shard,
+                                             const struct memento__entry *probe, uint64_t hash,
+                                             struct memento__tcache *tc);
+/* Under the shard lock, e CREATING and linked: a waiter's reference. */
+MEMENTO__HIDDEN struct memento__creation *memento__creation_join(struct memento__entry *e);
+MEMENTO__HIDDEN void memento__creation_unref(struct memento__creation *c);
+MEMENTO__HIDDEN void memento__creation_publish(struct memento__creation *c, void *obj);
+MEMENTO__HIDDEN void memento__creation_fail(struct memento__creation *c, int err);
+MEMENTO__HIDDEN int memento__creation_wait(struct memento__creation *c,
+                                           const struct timespec *deadline, bool *timed_out);
+
+/* ---- slab.c ------------------------------------------------------------------- */
+
+/* Free lists for entry sizes 24, 32, ... 256; larger entries get a chunk each. */
+#define MEMENTO__SLAB_LISTS 30
+#define MEMENTO__SLAB_SMALL_MAX 256
+
+struct memento__chunk;
+
+/* One shard's entry storage; only the shard lock holder touches it. */
+struct memento__slab {
+	struct memento__chunk *chunks; /* every chunk, newest first */
+	struct memento__chunk *bump;   /* the small-entry chunk being filled */
+	size_t next_chunk_size;
+	struct memento__entry *free[MEMENTO__SLAB_LISTS];
+};
+
+/* Under the shard lock.  Uninitialised room for an entry of size bytes. */
+MEMENTO__HIDDEN struct memento__entry *memento__slab_alloc(struct memento__shard *shard,
+                                                           size_t size);
+/* Under the shard lock, with no reader left that could find e. */
+MEMENTO__HIDDEN void memento__slab_free(struct memento__shard *shard, struct memento__entry *e);
+/* Every entry ever allocated and not freed, in no order; no concurrency.
+ * visit may overwrite the entry except its len. */
+MEMENTO__HIDDEN void memento__slab_walk(struct memento__shard *shard,
+                                        void (*visit)(struct memento__entry *e, void *ctx),
+                                        void *ctx);
+/* Frees every chunk; no concurrency. */
+MEMENTO__HIDDEN void memento__slab_destroy(struct memento__shard *shard);
 
 /* ---- table.c ------------------------------------------------------------------ */
 
 /*
  * One writer shard: ck_hs allows one writer and many readers, so writers of
  * a shard serialise on its mutex.  Only the lock holder touches `writer`
- * (ck_epoch_call/poll), `retired` and the ck_hs write operations.
+ * (ck_epoch_call/poll), `slab`, `orphans` and the ck_hs write operations.
  */
 struct memento__shard {
 	ck_epoch_record_t writer; /* cache-line aligned by ck */
 	pthread_mutex_t lock;
 	ck_hs_t hs;
 	memento_cache *cache;
-	_Atomic size_t count;           /* linked entries; written under lock */
-	struct memento__entry *retired; /* forgotten ready entries; under lock */
+	_Atomic size_t count; /* linked entries; written under lock */
+	struct memento__slab slab;
+	struct memento__creation *orphans; /* fork child: records of dead creators */
 };
 
 MEMENTO__HIDDEN int memento__shard_init(struct memento__shard *shard, memento_cache *cache,
@@ -170,12 +223,17 @@ MEMENTO__HIDDEN int memento__shard_init(struct memento__shard *shard, memento_ca
 MEMENTO__HIDDEN void memento__shard_destroy(struct memento__shard *shard);
 MEMENTO__HIDDEN void memento__shard_lock(struct memento__shard *shard);
 MEMENTO__HIDDEN void memento__shard_unlock(struct memento__shard *shard);
-MEMENTO__HIDDEN bool memento__shard_insert(struct memento__shard *shard, struct memento__entry *e);
+MEMENTO__HIDDEN bool memento__shard_insert(struct memento__shard *shard, struct memento__entry *e,
+                                           uint64_t hash);
 MEMENTO__HIDDEN uint32_t memento__shard_unlink(struct memento__shard *shard, struct memento__entry *e);
-MEMENTO__HIDDEN void memento__shard_retire(struct memento__shard *shard, struct memento__entry *e);
-MEMENTO__HIDDEN void memento__shard_defer_free(struct memento__shard *shard, struct memento__entry *e);
-/* In a fork child, lock held: unlinks and retires the creations in flight
- * of other threads (memento_cache_free frees them). */
+/* Under the lock: frees c and its failed entry once no reader can see it. */
+MEMENTO__HIDDEN void memento__shard_defer_free(struct memento__shard *shard,
+                                               struct memento__creation *c);
+/* The hash an entry was linked under. */
+MEMENTO__HIDDEN uint64_t memento__entry_hash(const memento_cache *cache,
+                                             const struct memento__entry *e);
+/* In a fork child, lock held: unlinks the creations in flight of other
+ * threads and keeps their records for memento_cache_free to free. */
 MEMENTO__HIDDEN void memento__shard_drop_orphans(struct memento__shard *shard,
                                                  const struct memento__thread *self);
 
@@ -215,6 +273,10 @@ struct memento__tcache {
 	struct memento__thread *thread; /* owner; NULL while free; under registry lock */
 	struct memento__tcache *next;   /* cache's list; push-only */
 	memento_cache *cache;
+	/* A free creation record, kept by the thread for its next creation:
+	 * its allocation happens outside every lock, and only when none is
+	 * kept.  Only the record's thread touches it. */
+	struct memento__creation *spare;
 	struct memento__counters counters[MEMENTO__COUNTERS_INLINE];
 	_Atomic(struct memento__counters *) segments[MEMENTO__COUNTER_SEGMENTS];
 };
@@ -229,9 +291,10 @@ struct memento__thread {
 	struct memento__tcache *last_tc;
 	struct memento__slot *slots; /* this thread's records, one per cache used */
 	size_t nslots, capslots;
-	struct memento__entry *waiting_on; /* under the wait-graph lock */
-	bool scratch_busy;                 /* a key is being built in scratch */
-	unsigned char scratch[MEMENTO_KEY_MAX];
+	struct memento__creation *waiting_on; /* under the wait-graph lock */
+	bool scratch_busy;                    /* a key is being built in scratch */
+	/* The probe a lookup builds: laid out as an entry (see entry.c). */
+	alignas(8) unsigned char scratch[MEMENTO__PROBE_SIZE];
 };
 
 extern MEMENTO__HIDDEN __thread struct memento__thread *memento__self
@@ -251,7 +314,7 @@ MEMENTO__HIDDEN void memento__wait_graph_unlock(void);
 /* In a fork child, under every lock: ends the sections of the threads that
  * did not survive and frees their records (self is the one that did). */
 MEMENTO__HIDDEN void memento__threads_drop_others(struct memento__thread *self);
-MEMENTO__HIDDEN int memento__wait_begin(struct memento__thread *self, struct memento__entry *e);
+MEMENTO__HIDDEN int memento__wait_begin(struct memento__thread *self, struct memento__creation *c);
 MEMENTO__HIDDEN void memento__wait_end(struct memento__thread *self);
 
 MEMENTO__HIDDEN struct memento__counters *memento__counters_slow(struct memento__tcache *tc,
@@ -345,6 +408,14 @@ static inline struct memento__shard *memento__shard_of(memento_cache *cache, uin
 	/* Top bits: ck_hs indexes its buckets with the low ones. */
 	size_t i = cache->shard_shift < 64 ? (size_t)(hash >> cache->shard_shift) : 0;
 	return &cache->shards[i];
+}
+
+/* This thread's record for cache if it is the one it used last, else NULL;
+ * never allocates. */
+static inline struct memento__tcache *memento__tcache_last(const memento_cache *cache)
+{
+	struct memento__thread *t = memento__self;
+	return t != NULL && t->last_cache_id == cache->id ? t->last_tc : NULL;
 }
 
 /* This thread's record for cache, or NULL when out of memory. */

@@ -104,19 +104,27 @@ static struct ck_malloc hs_allocator = {
 	.free = hs_free,
 };
 
+uint64_t memento__entry_hash(const memento_cache *cache, const struct memento__entry *e)
+{
+	return memento__key_hash(e->key, e->len, memento__class_seed(cache->seed, e->cls));
+}
+
+/* ck_hs rehashes entries only when it grows a table, under the shard lock:
+ * recomputing there is cheaper than 8 bytes in every entry. */
 static unsigned long hs_hash(const void *object, unsigned long seed)
 {
 	(void)seed; /* the hash was seeded when the key was built */
-	return ((const struct memento__head *)object)->hash;
+	assert(writing_shard != NULL);
+	return memento__entry_hash(writing_shard->cache, object);
 }
 
+/* An entry against a probe (or the entry ck_hs_put inserts). */
 static bool hs_compare(const void *stored, const void *probe)
 {
-	const struct memento__head *a = stored, *b = probe;
+	const struct memento__entry *a = stored, *b = probe;
 	/* The entry's fields were published by ck_hs_put (see table insert). */
 	MEMENTO__TSAN_ACQUIRE(a);
-	return a->hash == b->hash && a->cls == b->cls && a->len == b->len &&
-	       memcmp(a->bytes, b->bytes, a->len) == 0;
+	return a->cls == b->cls && a->len == b->len && memcmp(a->key, b->key, a->len) == 0;
 }
 
 int memento__shard_init(struct memento__shard *shard, memento_cache *cache,
@@ -142,11 +150,17 @@ int memento__shard_init(struct memento__shard *shard, memento_cache *cache,
 void memento__shard_destroy(struct memento__shard *shard)
 {
 	/* No section is open, so the barrier returns at once and runs every
-	 * deferred free. */
+	 * deferred free (into the slab, which goes next). */
 	writing_shard = shard;
 	ck_epoch_barrier(&shard->writer);
 	ck_hs_destroy(&shard->hs);
 	writing_shard = NULL;
+	while (shard->orphans != NULL) {
+		struct memento__creation *c = shard->orphans;
+		shard->orphans = c->link.orphan_next;
+		memento__free(shard->cache, c, sizeof *c);
+	}
+	memento__slab_destroy(shard);
 	pthread_mutex_destroy(&shard->lock);
 }
 
@@ -169,13 +183,14 @@ void memento__shard_unlock(struct memento__shard *shard)
  * Links e; the caller holds the lock and has seen its key absent.  False
  * when out of memory (ck_hs could not grow).
  */
-bool memento__shard_insert(struct memento__shard *shard, struct memento__entry *e)
+bool memento__shard_insert(struct memento__shard *shard, struct memento__entry *e,
+                           uint64_t hash)
 {
 	/* ck_hs_put publishes e with a plain store; readers find e through it
 	 * and then read its plain fields, which must be visible first. */
 	atomic_thread_fence(memory_order_release);
 	MEMENTO__TSAN_RELEASE(e);
-	if (!ck_hs_put(&shard->hs, e->head.hash, e))
+	if (!ck_hs_put(&shard->hs, hash, e))
 		return false;
 	atomic_store_explicit(&shard->count,
 	                      atomic_load_explicit(&shard->count, memory_order_relaxed) + 1,
@@ -190,42 +205,36 @@ bool memento__shard_insert(struct memento__shard *shard, struct memento__entry *
  */
 uint32_t memento__shard_unlink(struct memento__shard *shard, struct memento__entry *e)
 {
-	ck_hs_remove(&shard->hs, e->head.hash, e);
+	ck_hs_remove(&shard->hs, memento__entry_hash(shard->cache, e), e);
 	atomic_store_explicit(&shard->count,
 	                      atomic_load_explicit(&shard->count, memory_order_relaxed) - 1,
 	                      memory_order_relaxed);
-	/* Relaxed: UNLINKED is read under this lock, or by the owner's CAS in
-	 * entry_finish, which decides with this RMW who retires the object. */
-	return atomic_fetch_or_explicit(&e->head.state, MEMENTO__UNLINKED, memory_order_relaxed);
+	/* Relaxed: UNLINKED is read under this lock (publish and fail hold it
+	 * too); the RMW keeps the WAITERS bit a waiter may be setting. */
+	return atomic_fetch_or_explicit(&e->state, MEMENTO__UNLINKED, memory_order_relaxed);
 }
 
-/* Keeps a forgotten ready entry, and its object, until the cache is freed. */
-void memento__shard_retire(struct memento__shard *shard, struct memento__entry *e)
+static void creation_reclaim(ck_epoch_entry_t *reclaim)
 {
-	memento__cold(e)->link.next = shard->retired;
-	shard->retired = e;
-}
-
-static void entry_reclaim(ck_epoch_entry_t *reclaim)
-{
-	struct memento__entry_cold *cold =
-		MEMENTO__CONTAINER(reclaim, struct memento__entry_cold, link.reclaim);
-	struct memento__entry *e = memento__entry_of(cold);
+	struct memento__creation *c =
+		MEMENTO__CONTAINER(reclaim, struct memento__creation, link.reclaim);
+	struct memento__shard *shard = c->shard;
 	/* Pairs with the release before every reader's section end (get.c). */
-	MEMENTO__TSAN_ACQUIRE(&e->head.cls->cache->epoch);
-	memento__entry_free(e);
+	MEMENTO__TSAN_ACQUIRE(&shard->cache->epoch);
+	/* Runs from ck_epoch_poll or barrier, under this shard's lock. */
+	memento__slab_free(shard, c->entry);
+	memento__free(shard->cache, c, sizeof *c);
 }
 
 /*
  * In a fork child: a creation that another thread had in flight will never
  * finish, so it leaves the table (the next get creates again).  An owner of
  * NULL is another thread's too: one between clearing its owner and leaving
- * CREATING.  The entry goes on the retired list, which memento_cache_free
- * frees without destroying (it holds no object), rather than being freed
- * here: the child handler must not call the user's allocator, whose lock
- * another thread may have held at the fork.  The forking thread's own
- * creations go on; their waiters were other threads, so only the owner's
- * reference is left.
+ * CREATING.  Its entry stays in the slab, holding no object, and its record
+ * goes on the orphan list that memento_cache_free frees: the child handler
+ * must not call the user's allocator, whose lock another thread may have
+ * held at the fork.  The forking thread's own creations go on; their
+ * waiters were other threads, so only the owner's reference is left.
  */
 void memento__shard_drop_orphans(struct memento__shard *shard,
                                  const struct memento__thread *self)
@@ -234,23 +243,23 @@ void memento__shard_drop_orphans(struct memento__shard *shard,
 	void *p;
 	while (ck_hs_next(&shard->hs, &it, &p)) {
 		struct memento__entry *e = p;
-		uint32_t s = atomic_load_explicit(&e->head.state, memory_order_relaxed);
+		uint32_t s = atomic_load_explicit(&e->state, memory_order_relaxed);
 		if ((s & MEMENTO__PHASE) != MEMENTO__CREATING)
 			continue;
-		struct memento__entry_cold *cold = memento__cold(e);
-		if (self != NULL && atomic_load_explicit(&cold->owner, memory_order_relaxed) == self) {
-			atomic_store_explicit(&cold->refs, 1, memory_order_relaxed);
+		struct memento__creation *c = e->u.creation;
+		if (self != NULL && atomic_load_explicit(&c->owner, memory_order_relaxed) == self) {
+			atomic_store_explicit(&c->refs, 1, memory_order_relaxed);
 			continue;
 		}
 		memento__shard_unlink(shard, e);
-		memento__shard_retire(shard, e);
+		c->link.orphan_next = shard->orphans;
+		shard->orphans = c;
 	}
 }
 
-/* Frees an unlinked entry once every reader that might see it has left. */
-void memento__shard_defer_free(struct memento__shard *shard, struct memento__entry *e)
+/* Frees c, and its failed entry, once every reader that might see the
+ * entry has left.  Under the lock. */
+void memento__shard_defer_free(struct memento__shard *shard, struct memento__creation *c)
 {
-	memento__shard_lock(shard);
-	defer_call(shard, &memento__cold(e)->link.reclaim, entry_reclaim);
-	memento__shard_unlock(shard);
+	defer_call(shard, &c->link.reclaim, creation_reclaim);
 }

@@ -152,6 +152,7 @@ static struct memento__tcache *tcache_acquire(memento_cache *cache, struct memen
 void memento__tcache_free(memento_cache *cache, struct memento__tcache *tc)
 {
 	memento__counters_free(tc);
+	memento__free(cache, tc->spare, sizeof *tc->spare);
 	memento__free(cache, tc, sizeof *tc);
 }
 
@@ -267,20 +268,22 @@ void memento__threads_drop_others(struct memento__thread *self)
 /* ---- the wait-for graph ------------------------------------------------------------- */
 
 /*
- * Adds the edge "self waits on e" unless it would close a cycle: then
- * returns -EDEADLK.  The walk follows e's creator, the entry that creator
- * waits on, its creator, and so on.  Edges are only added under the lock,
- * so of the threads that close a cycle, the last to add its edge sees it.
- * An owner read here is either current or already cleared: owners clear
- * their entries before they wait on anything else, and before they exit.
+ * Adds the edge "self waits on c" unless it would close a cycle: then
+ * returns -EDEADLK.  The walk follows c's creator, the creation that
+ * creator waits on, its creator, and so on.  Edges are only added under the
+ * lock, so of the threads that close a cycle, the last to add its edge sees
+ * it.  An owner read here is either current or already cleared: owners
+ * clear their creations before they wait on anything else, and before they
+ * exit.  Every record reached is alive: a waiter holds a reference on the
+ * creation it waits on until after its edge is gone.
  */
-int memento__wait_begin(struct memento__thread *self, struct memento__entry *e)
+int memento__wait_begin(struct memento__thread *self, struct memento__creation *c)
 {
 	int rc = 0;
 	pthread_mutex_lock(&wait_graph_lock);
-	for (struct memento__entry *at = e; at != NULL;) {
+	for (struct memento__creation *at = c; at != NULL;) {
 		struct memento__thread *owner =
-			atomic_load_explicit(&memento__cold(at)->owner, memory_order_acquire);
+			atomic_load_explicit(&at->owner, memory_order_acquire);
 		if (owner == NULL)
 			break;
 		if (owner == self) {
@@ -290,7 +293,7 @@ int memento__wait_begin(struct memento__thread *self, struct memento__entry *e)
 		at = owner->waiting_on;
 	}
 	if (rc == 0)
-		self->waiting_on = e;
+		self->waiting_on = c;
 	pthread_mutex_unlock(&wait_graph_lock);
 	return rc;
 }

@@ -219,9 +219,10 @@ static void *stuck_worker(int index, void *data)
 	struct args a = { (uint64_t)index + 1, 0 }; /* thread 0: key 1, the slow one */
 	void *o;
 	if (index == 1) {
-		/* A first get makes this thread's records (under the registry
-		 * lock); the blocked allocation must be one made outside every
-		 * library lock, as a new entry's is. */
+		/* A first get, a hit, makes this thread's records (under the
+		 * registry lock); the blocked allocation must be one made
+		 * outside every library lock, as a new creation's record is
+		 * (this thread has none kept yet: it has created nothing). */
 		struct args warm = { 100, 0 };
 		cr_assert_eq(memento_get(run->cls, &warm, &o), 0);
 		while (!atomic_load(&run->creating))
@@ -242,6 +243,9 @@ Test(fork, the_child_handler_never_calls_the_allocator)
 	struct stuck_run run = { .alloc = &alloc };
 	struct counting count = { .hook = slow_until_released, .hook_data = &run };
 	run.cls = counting_class(cache, "stuck", &count);
+	struct args warm = { 100, 0 };
+	void *o;
+	cr_assert_eq(memento_get(run.cls, &warm, &o), 0);
 
 	pthread_t threads[2];
 	struct crowd_arg args[2];
