@@ -48,10 +48,11 @@ struct bench_args {
 /* ---- the floor's key encoding ------------------------------------------------ */
 
 /*
- * The same bytes as memento_key_u64/memento_key_str (a 1-byte tag, then 8
- * bytes little-endian, or a 4-byte little-endian length and the bytes), with
- * the same checks (sticky error, bound on the total, bounded strlen), so
- * that the floor does the library's encoding work and no less.
+ * The same bytes as memento_key_u64/memento_key_str (8-byte little-endian
+ * words: a tag word, then the value, or a tag word with the length in its
+ * high half and the bytes zero-padded to whole words), with the same checks
+ * (sticky error, bound on the total, bounded strlen), so that the floor does
+ * the library's encoding work and no less.
  */
 struct floor_key {
 	unsigned char *bytes; /* MEMENTO_KEY_MAX bytes of room */
@@ -72,27 +73,22 @@ static unsigned char *floor_key_room(struct floor_key *key, size_t n)
 	return at;
 }
 
-/* As the library stores them: one 8-byte store, byte stores for the length. */
-static void store_le(unsigned char *at, uint64_t v, int nbytes)
+/* As the library stores them: whole 8-byte words. */
+static void store_word(unsigned char *at, uint64_t v)
 {
-	if (nbytes == 8) {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-		v = __builtin_bswap64(v);
+	v = __builtin_bswap64(v);
 #endif
-		memcpy(at, &v, sizeof v);
-		return;
-	}
-	for (int i = 0; i < nbytes; i++, v >>= 8)
-		at[i] = (unsigned char)v;
+	memcpy(at, &v, sizeof v);
 }
 
 static int floor_key_u64(struct floor_key *key, uint64_t v)
 {
-	unsigned char *at = floor_key_room(key, 9);
+	unsigned char *at = floor_key_room(key, 16);
 	if (at == NULL)
 		return key->err;
-	at[0] = 'u';
-	store_le(at + 1, v, 8);
+	store_word(at, 'u');
+	store_word(at + 8, v);
 	return 0;
 }
 
@@ -109,12 +105,15 @@ static int floor_key_str(struct floor_key *key, const char *s)
 			key->err = -E2BIG;
 		return key->err;
 	}
-	unsigned char *at = floor_key_room(key, 5 + n);
+	size_t words = (n + 7) & ~(size_t)7;
+	unsigned char *at = floor_key_room(key, 8 + words);
 	if (at == NULL)
 		return key->err;
-	at[0] = 's';
-	store_le(at + 1, n, 4);
-	memcpy(at + 5, s, n);
+	store_word(at, 's' | (uint64_t)n << 32);
+	if (n != 0) {
+		store_word(at + words, 0);
+		memcpy(at + 8, s, n);
+	}
 	return 0;
 }
 

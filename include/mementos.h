@@ -111,8 +111,8 @@ typedef struct memento_cache_options {
 
 #define MEMENTO_SHARDS_DEFAULT 16
 #define MEMENTO_SHARDS_MAX 1024
-/* The most classes one cache holds (an entry keeps its class in 16 bits). */
-#define MEMENTO_CLASSES_MAX 65536
+/* The most classes one cache holds (an entry keeps its class in 15 bits). */
+#define MEMENTO_CLASSES_MAX 32768
 #define MEMENTO_CAPACITY_PER_SHARD_MAX ((size_t)1 << 29)
 #define MEMENTO_CACHE_OPTIONS_INIT { sizeof(memento_cache_options), 0, 0, 0, { 0, 0, 0 } }
 

@@ -282,7 +282,7 @@ static int shard_snapshot(struct memento__shard *shard, struct memento__tcache *
 			v = grown;
 			cap *= 2;
 		}
-		v[len++] = (struct visit_item){ NULL, e->u.obj, e->cls };
+		v[len++] = (struct visit_item){ NULL, e->u.obj, memento__entry_cls(e) };
 	}
 	MEMENTO__TSAN_RELEASE(&cache->epoch);
 	ck_epoch_end(&tc->epoch, NULL);
@@ -337,17 +337,15 @@ int memento_foreach(memento_cache *cache, memento_visit_fn visit, void *ctx)
  * than 2^32 objects were published after the oldest one still held.
  */
 struct dying {
-	struct dying *next;
-	void *obj;
-	uint16_t cls;
+	struct dying *next; /* over state and seq, read first */
+	void *obj;          /* where the entry had it */
+	uint32_t cls;
 	uint32_t age; /* 0: the newest */
 };
 
-_Static_assert(sizeof(struct dying) <= 24 && 24 <= sizeof(struct memento__entry),
-               "a dying record fits in the smallest entry");
-_Static_assert(offsetof(struct dying, obj) == offsetof(struct memento__entry, u.obj) &&
-                       offsetof(struct dying, cls) == offsetof(struct memento__entry, cls),
-               "obj and cls stay where the entry had them");
+_Static_assert(sizeof(struct dying) <= MEMENTO__ENTRY_MIN, "a dying record fits in every entry");
+_Static_assert(offsetof(struct dying, obj) == offsetof(struct memento__entry, u.obj),
+               "obj stays where the entry had it");
 
 struct dying_list {
 	struct dying *head;
@@ -362,10 +360,11 @@ static void collect_dying(struct memento__entry *e, void *arg)
 	/* Every creation has returned: what is not READY holds no object. */
 	if ((s & MEMENTO__PHASE) != MEMENTO__READY)
 		return;
+	uint32_t age = list->newest - e->seq;
 	struct dying *d = (struct dying *)(void *)e;
-	uint32_t age = list->newest - e->seq; /* read before next overwrites seq */
-	d->next = list->head;
-	d->age = age; /* over the first key bytes */
+	d->next = list->head; /* state and seq are read: overwrite them */
+	d->cls = memento__cls_of(s);
+	d->age = age;
 	list->head = d;
 	list->n++;
 }

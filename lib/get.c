@@ -50,8 +50,8 @@ static int callback_result(int rc)
 }
 
 /*
- * Builds and hashes the key of args.  On success the caller must call
- * lookup_end once it no longer needs lk->probe.  Always inlined: it
+ * Builds the key of args; lookup_hash then hashes it.  On success the
+ * caller must call lookup_end once it no longer needs lk->probe.  Always inlined: it
  * is most of the hit path, and lk then stays in registers.
  */
 static inline __attribute__((always_inline)) int lookup_begin(struct lookup *lk,
@@ -91,11 +91,24 @@ static inline __attribute__((always_inline)) int lookup_begin(struct lookup *lk,
 		lookup_end(lk);
 		return rc;
 	}
-	lk->hash = memento__key_hash(key.bytes, key.len, cls->seed);
-	lk->probe->cls = (uint16_t)cls->index;
-	lk->probe->len = (uint16_t)key.len;
-	lk->shard = memento__shard_of(cls->cache, lk->hash);
+	atomic_store_explicit(&lk->probe->state, memento__identity(cls->index, key.len),
+	                      memory_order_relaxed);
 	return 0;
+}
+
+/*
+ * The probe's hash and shard.  On the hit path this runs just after
+ * section_begin, not before: XXH3 loads the key bytes the key callback has
+ * only just stored.  Fixed fields are stored as whole words, which the CPU
+ * forwards to those loads (key.c), but a string's memcpy may not be, and
+ * such a load waits for the stores to reach the cache.  The locked exchange
+ * in section_begin drains them anyway; hashing after it, that wait is not
+ * paid twice.
+ */
+static inline __attribute__((always_inline)) void lookup_hash(struct lookup *lk)
+{
+	lk->hash = memento__key_hash(lk->probe->key, memento__entry_len(lk->probe), lk->cls->seed);
+	lk->shard = memento__shard_of(lk->cls->cache, lk->hash);
 }
 
 static void section_begin(struct lookup *lk)
@@ -245,6 +258,7 @@ static inline __attribute__((always_inline)) int get(memento_class *cls, const v
 		return rc;
 
 	section_begin(&lk);
+	lookup_hash(&lk);
 	struct memento__entry *e = ck_hs_get(&lk.shard->hs, lk.hash, lk.probe);
 	if (MEMENTO__LIKELY(e != NULL) && MEMENTO__LIKELY(phase_of(e) == MEMENTO__READY)) {
 		void *found = e->u.obj;
@@ -301,6 +315,7 @@ int memento_peek(memento_class *cls, const void *args, void **obj)
 		return rc;
 
 	section_begin(&lk);
+	lookup_hash(&lk);
 	struct memento__entry *e = ck_hs_get(&lk.shard->hs, lk.hash, lk.probe);
 	uint32_t phase = e != NULL ? phase_of(e) : 0;
 	void *found = phase == MEMENTO__READY ? e->u.obj : NULL;
@@ -328,6 +343,7 @@ int memento_forget(memento_class *cls, const void *args)
 	if (rc != 0)
 		return rc;
 
+	lookup_hash(&lk);
 	struct memento__shard *shard = lk.shard;
 	memento__shard_lock(shard);
 	struct memento__entry *e = ck_hs_get(&shard->hs, lk.hash, lk.probe);

@@ -91,7 +91,9 @@ static inline uint64_t memento__class_seed(uint64_t cache_seed, uint32_t index)
  * Entry state word (also the futex word waiters sleep on).  The low two bits
  * are the phase; WAITERS says a thread sleeps on the word; UNLINKED says the
  * entry left its table (forgotten, or failed), changed under the shard lock.
- * A state of 0 is a free slot in its shard's slab.
+ * A phase of 0 is a free slot in its shard's slab.  The high bits are the
+ * entry's identity, fixed for its life: the key's length and the class
+ * index.  Every change to the word keeps them.
  */
 enum {
 	MEMENTO__CREATING = 1,
@@ -100,38 +102,74 @@ enum {
 	MEMENTO__PHASE = 3,
 	MEMENTO__WAITERS = 4,
 	MEMENTO__UNLINKED = 8,
+	MEMENTO__STATE_BITS = 15,
 };
 
+#define MEMENTO__LEN_SHIFT 4
+#define MEMENTO__LEN_MASK 0x1FFFu /* 13 bits */
+#define MEMENTO__CLS_SHIFT 17     /* 15 bits */
+
+_Static_assert(MEMENTO_KEY_MAX <= MEMENTO__LEN_MASK, "a key length fits its 13 bits");
+_Static_assert(MEMENTO_CLASSES_MAX == 1u << (32 - MEMENTO__CLS_SHIFT),
+               "a class index fits its 15 bits");
+
+/* The identity bits of a key of len bytes in class index cls. */
+static inline uint32_t memento__identity(uint32_t cls, uint32_t len)
+{
+	return cls << MEMENTO__CLS_SHIFT | len << MEMENTO__LEN_SHIFT;
+}
+
+static inline uint32_t memento__len_of(uint32_t word)
+{
+	return (word >> MEMENTO__LEN_SHIFT) & MEMENTO__LEN_MASK;
+}
+
+static inline uint32_t memento__cls_of(uint32_t word)
+{
+	return word >> MEMENTO__CLS_SHIFT;
+}
+
 /*
- * An entry is what a hit reads, and nothing else: 20 bytes and the key,
- * rounded up to 8, carved from its shard's slab (slab.c).  A 9-byte key (one
- * u64 field) makes a 32-byte entry, two to a cache line.  What only a
- * creation needs lives in a creation record (below) until it finishes.
+ * An entry is what a hit reads, and nothing else: 16 bytes and the key,
+ * carved from its shard's slab (slab.c).  A one-u64 key (16 bytes) makes a
+ * 32-byte entry, two to a cache line.  What only a creation needs lives in
+ * a creation record (below) until it finishes.
  *
  * ck_hs compares entries with probes of the same layout: a lookup builds
- * its key in a buffer laid out as an entry (state, seq and u unused), and
- * ck_hs_put probes with the entry it inserts.
+ * its key in a buffer laid out as an entry (state holding only the
+ * identity; seq and u unused), and ck_hs_put probes with the entry it
+ * inserts.
  */
 struct memento__entry {
-	_Atomic uint32_t state;
+	_Atomic uint32_t state; /* phase, flags and identity (above) */
 	uint32_t seq; /* READY: publication order, low 32 bits (destroy order) */
 	union {
 		void *obj;                          /* READY: the object */
 		struct memento__creation *creation; /* CREATING, FAILED */
 		struct memento__entry *free_next;   /* a free slot: its slab list */
 	} u;
-	uint16_t cls; /* class index */
-	uint16_t len; /* key bytes */
-	unsigned char key[];
+	unsigned char key[]; /* whole 8-byte words (key.c) */
 };
 
-_Static_assert(MEMENTO_KEY_MAX <= UINT16_MAX, "key length must fit an entry's len");
+/* The smallest entry: room for memento_cache_free's record (cache.c). */
+#define MEMENTO__ENTRY_MIN 24
 
 /* Bytes an entry with a key of len bytes takes in its slab. */
 static inline size_t memento__entry_size(size_t len)
 {
-	size_t n = offsetof(struct memento__entry, key) + len;
-	return (n + 7) & ~(size_t)7;
+	size_t n = (offsetof(struct memento__entry, key) + len + 7) & ~(size_t)7;
+	return n > MEMENTO__ENTRY_MIN ? n : MEMENTO__ENTRY_MIN;
+}
+
+/* Identity bits never change, so a relaxed load will do. */
+static inline uint32_t memento__entry_len(const struct memento__entry *e)
+{
+	return memento__len_of(atomic_load_explicit(&e->state, memory_order_relaxed));
+}
+
+static inline uint32_t memento__entry_cls(const struct memento__entry *e)
+{
+	return memento__cls_of(atomic_load_explicit(&e->state, memory_order_relaxed));
 }
 
 /* Room for the largest probe: a thread's scratch buffer, or a nested one. */
@@ -194,7 +232,7 @@ MEMENTO__HIDDEN struct memento__entry *memento__slab_alloc(struct memento__shard
 /* Under the shard lock, with no reader left that could find e. */
 MEMENTO__HIDDEN void memento__slab_free(struct memento__shard *shard, struct memento__entry *e);
 /* Every entry ever allocated and not freed, in no order; no concurrency.
- * visit may overwrite the entry except its len. */
+ * visit may overwrite the entry: the walk has read its length. */
 MEMENTO__HIDDEN void memento__slab_walk(struct memento__shard *shard,
                                         void (*visit)(struct memento__entry *e, void *ctx),
                                         void *ctx);

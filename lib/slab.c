@@ -95,13 +95,17 @@ struct memento__entry *memento__slab_alloc(struct memento__shard *shard, size_t 
 
 void memento__slab_free(struct memento__shard *shard, struct memento__entry *e)
 {
-	size_t size = memento__entry_size(e->len);
+	size_t size = memento__entry_size(memento__entry_len(e));
 	if (size > MEMENTO__SLAB_SMALL_MAX) {
 		chunk_free(shard, MEMENTO__CONTAINER(e, struct memento__chunk, data));
 		return;
 	}
-	/* Relaxed: no reader is left (a grace period has passed). */
-	atomic_store_explicit(&e->state, 0, memory_order_relaxed);
+	/* Phase 0, identity kept (the walk steps by its length).  Relaxed: no
+	 * reader is left (a grace period has passed). */
+	atomic_store_explicit(&e->state,
+	                      atomic_load_explicit(&e->state, memory_order_relaxed) &
+	                              ~(uint32_t)MEMENTO__STATE_BITS,
+	                      memory_order_relaxed);
 	struct memento__entry **list = &shard->slab.free[list_of(size)];
 	e->u.free_next = *list;
 	*list = e;
@@ -114,7 +118,7 @@ void memento__slab_walk(struct memento__shard *shard,
 		size_t at = 0;
 		while (at < c->used) {
 			struct memento__entry *e = (struct memento__entry *)(void *)(c->data + at);
-			at += memento__entry_size(e->len); /* before visit may reuse e */
+			at += memento__entry_size(memento__entry_len(e)); /* before visit may reuse e */
 			visit(e, ctx);
 		}
 	}

@@ -106,7 +106,8 @@ static struct ck_malloc hs_allocator = {
 
 uint64_t memento__entry_hash(const memento_cache *cache, const struct memento__entry *e)
 {
-	return memento__key_hash(e->key, e->len, memento__class_seed(cache->seed, e->cls));
+	return memento__key_hash(e->key, memento__entry_len(e),
+	                         memento__class_seed(cache->seed, memento__entry_cls(e)));
 }
 
 /* ck_hs rehashes entries only when it grows a table, under the shard lock:
@@ -118,13 +119,28 @@ static unsigned long hs_hash(const void *object, unsigned long seed)
 	return memento__entry_hash(writing_shard->cache, object);
 }
 
-/* An entry against a probe (or the entry ck_hs_put inserts). */
+/*
+ * An entry against a probe (or the entry ck_hs_put inserts): one compare
+ * for class and length, then the key word by word (keys are whole words).
+ */
 static bool hs_compare(const void *stored, const void *probe)
 {
 	const struct memento__entry *a = stored, *b = probe;
 	/* The entry's fields were published by ck_hs_put (see table insert). */
 	MEMENTO__TSAN_ACQUIRE(a);
-	return a->cls == b->cls && a->len == b->len && memcmp(a->key, b->key, a->len) == 0;
+	uint32_t identity = atomic_load_explicit(&a->state, memory_order_relaxed);
+	if ((identity ^ atomic_load_explicit(&b->state, memory_order_relaxed)) &
+	    ~(uint32_t)MEMENTO__STATE_BITS)
+		return false;
+	uint32_t len = memento__len_of(identity);
+	for (uint32_t at = 0; at < len; at += 8) {
+		uint64_t x, y;
+		memcpy(&x, a->key + at, sizeof x);
+		memcpy(&y, b->key + at, sizeof y);
+		if (x != y)
+			return false;
+	}
+	return true;
 }
 
 int memento__shard_init(struct memento__shard *shard, memento_cache *cache,

@@ -268,9 +268,12 @@ static const int error_table[16] = {
 	-ETIMEDOUT,   -EOWNERDEAD,  -EINPROGRESS, -1, -4095, -100000, INT_MIN, -ECANCELED,
 };
 
-static const size_t long_str_lens[] = { 0, 1, 63, 255, 4090, 4091, 4092, 4095, 4096, 4097,
+/* Around the limit: a sized field takes 8 bytes and its bytes in whole
+ * words, so 4081 to 4088 bytes fill MEMENTO_KEY_MAX exactly, 4089 passes it,
+ * and 4080 leaves room for one empty field. */
+static const size_t long_str_lens[] = { 0, 1, 63, 255, 4081, 4088, 4089, 4095, 4096, 4097,
 	                                5000, BIG };
-static const size_t long_byte_lens[] = { 0, 1, 255, 4086, 4091, 4092, 4096, 4097, 8192,
+static const size_t long_byte_lens[] = { 0, 1, 255, 4080, 4088, 4089, 4096, 4097, 8192,
 	                                 SIZE_MAX / 2, SIZE_MAX };
 
 static double f64_special(uint8_t i)
@@ -352,10 +355,16 @@ static void read_field(struct reader *rd, struct field *f)
 /*
  * The model's own encoding of a key: what makes two keys equal is its
  * business, not the library's.  Only the sizes follow the library's
- * encoding (a 1-byte tag, then 8 bytes, or a 4-byte length and the bytes),
- * so that the model knows exactly which key passes MEMENTO_KEY_MAX.
+ * encoding (an 8-byte tag word, then an 8-byte value, or the bytes padded
+ * to whole words), so that the model knows exactly which key passes
+ * MEMENTO_KEY_MAX.
  */
-enum { FIXED_SIZE = 1 + 8, SIZED_HEADER = 1 + 4 };
+enum { FIXED_SIZE = 8 + 8, SIZED_HEADER = 8 };
+
+static size_t padded(size_t n)
+{
+	return (n + 7) & ~(size_t)7;
+}
 
 struct mkey {
 	unsigned char bytes[MEMENTO_KEY_MAX];
@@ -378,8 +387,9 @@ static int mk_fixed(struct mkey *mk, unsigned char tag, uint64_t v)
 {
 	if (!mk_room(mk, FIXED_SIZE))
 		return mk->err;
+	memset(mk->bytes + mk->len, 0, FIXED_SIZE);
 	mk->bytes[mk->len] = tag;
-	memcpy(mk->bytes + mk->len + 1, &v, 8);
+	memcpy(mk->bytes + mk->len + 8, &v, 8);
 	mk->len += FIXED_SIZE;
 	return 0;
 }
@@ -391,14 +401,15 @@ static int mk_sized(struct mkey *mk, unsigned char tag, const void *p, size_t n)
 			mk->err = -E2BIG;
 		return mk->err;
 	}
-	if (!mk_room(mk, SIZED_HEADER + n))
+	if (!mk_room(mk, SIZED_HEADER + padded(n)))
 		return mk->err;
 	uint32_t len32 = (uint32_t)n;
+	memset(mk->bytes + mk->len, 0, SIZED_HEADER + padded(n));
 	mk->bytes[mk->len] = tag;
-	memcpy(mk->bytes + mk->len + 1, &len32, 4);
+	memcpy(mk->bytes + mk->len + 4, &len32, 4);
 	if (n != 0)
 		memcpy(mk->bytes + mk->len + SIZED_HEADER, p, n);
-	mk->len += SIZED_HEADER + n;
+	mk->len += SIZED_HEADER + padded(n);
 	return 0;
 }
 

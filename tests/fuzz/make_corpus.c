@@ -253,7 +253,7 @@ static void seed_long_strings(struct buf *b)
 		unsigned char f[] = { FIELD_STR_LONG, (unsigned char)k };
 		get_field(b, 0, f, sizeof f);
 	}
-	again(b, AGAIN_GET, 6); /* 4091 characters: exactly MEMENTO_KEY_MAX */
+	again(b, AGAIN_GET, 6); /* around 4088 characters: exactly MEMENTO_KEY_MAX */
 	op(b, OP_COUNT, 0);
 	stats(b, 0);
 }
@@ -272,13 +272,13 @@ static void seed_long_bytes(struct buf *b)
 static void seed_key_limit(struct buf *b)
 {
 	put(b, OPT_NEW);
-	op(b, OP_GET, 0); /* 5 + 4086 + 5 = 4096 */
+	op(b, OP_GET, 0); /* 8 + 4080 + 8 = 4096 */
 	put(b, 0);
 	put(b, 2);
 	put(b, FIELD_BYTES_LONG), put(b, 3);
 	put(b, FIELD_BYTES), put(b, 0);
 	args_end(b, KEYRET_LAST, 0, &empty, CREATE_OBJECT, &empty);
-	op(b, OP_GET, 0); /* 5 + 4086 + 9 = 4100: -E2BIG */
+	op(b, OP_GET, 0); /* 8 + 4080 + 16 = 4104: -E2BIG */
 	put(b, 0);
 	put(b, 2);
 	put(b, FIELD_BYTES_LONG), put(b, 3);
