@@ -187,8 +187,9 @@ MEMENTO_API int memento_cache_new(memento_cache **cache);
 MEMENTO_API int memento_cache_new_with(memento_cache **cache, const memento_cache_options *options);
 
 /*
- * Destroys every object the cache ever created (forgotten ones too), then the
- * classes and the cache.  NULL is a no-op.
+ * Destroys every object the cache ever created (forgotten ones too), newest
+ * first, then the classes and the cache.  The order is exact while the cache
+ * has published fewer than 2^32 objects.  NULL is a no-op.
  * Threads: one, after every other use of this cache and its classes has
  * returned; never from a callback of this cache.  Blocks: no.
  */
