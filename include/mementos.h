@@ -191,7 +191,8 @@ MEMENTO_API int memento_cache_new_with(memento_cache **cache, const memento_cach
  * first, then the classes and the cache.  The order is exact while the cache
  * has published fewer than 2^32 objects.  NULL is a no-op.
  * Threads: one, after every other use of this cache and its classes has
- * returned; never from a callback of this cache.  Blocks: no.
+ * returned; never from a callback of this cache, destroy included (a
+ * destroy callback must not call into the cache being freed).  Blocks: no.
  */
 MEMENTO_API void memento_cache_free(memento_cache *cache);
 

@@ -118,7 +118,7 @@ static void section_begin(struct lookup *lk)
 
 static void section_end(struct lookup *lk)
 {
-	/* Pairs with the acquire in entry_reclaim (table.c). */
+	/* Pairs with the acquire in creation_reclaim (table.c). */
 	MEMENTO__TSAN_RELEASE(&lk->cls->cache->epoch);
 	ck_epoch_end(&lk->tc->epoch, NULL);
 }

@@ -176,8 +176,10 @@ static inline uint32_t memento__entry_cls(const struct memento__entry *e)
 #define MEMENTO__PROBE_SIZE (offsetof(struct memento__entry, key) + MEMENTO_KEY_MAX)
 
 /*
- * One creation in flight, allocated when a get claims a new key and freed
- * with its last reference: the creator's and each waiter's.  A failed
+ * One creation in flight, taken from the creator's spare (or allocated)
+ * when a get claims a new key, and released with its last reference (the
+ * creator's and each waiter's): kept as the releasing thread's spare, or
+ * freed.  A failed
  * creation also frees its entry, after a grace period (readers may still be
  * probing it), through `reclaim`.
  */
@@ -231,8 +233,9 @@ MEMENTO__HIDDEN struct memento__entry *memento__slab_alloc(struct memento__shard
                                                            size_t size);
 /* Under the shard lock, with no reader left that could find e. */
 MEMENTO__HIDDEN void memento__slab_free(struct memento__shard *shard, struct memento__entry *e);
-/* Every entry ever allocated and not freed, in no order; no concurrency.
- * visit may overwrite the entry: the walk has read its length. */
+/* Every slot handed out, in no order: live entries and free slots (phase
+ * 0).  No concurrency: memento_cache_free, or a fork child holding every
+ * lock.  visit may overwrite the entry: the walk has read its length. */
 MEMENTO__HIDDEN void memento__slab_walk(struct memento__shard *shard,
                                         void (*visit)(struct memento__entry *e, void *ctx),
                                         void *ctx);
@@ -263,15 +266,16 @@ MEMENTO__HIDDEN void memento__shard_lock(struct memento__shard *shard);
 MEMENTO__HIDDEN void memento__shard_unlock(struct memento__shard *shard);
 MEMENTO__HIDDEN bool memento__shard_insert(struct memento__shard *shard, struct memento__entry *e,
                                            uint64_t hash);
-MEMENTO__HIDDEN uint32_t memento__shard_unlink(struct memento__shard *shard, struct memento__entry *e);
+MEMENTO__HIDDEN void memento__shard_unlink(struct memento__shard *shard, struct memento__entry *e);
 /* Under the lock: frees c and its failed entry once no reader can see it. */
 MEMENTO__HIDDEN void memento__shard_defer_free(struct memento__shard *shard,
                                                struct memento__creation *c);
 /* The hash an entry was linked under. */
 MEMENTO__HIDDEN uint64_t memento__entry_hash(const memento_cache *cache,
                                              const struct memento__entry *e);
-/* In a fork child, lock held: unlinks the creations in flight of other
- * threads and keeps their records for memento_cache_free to free. */
+/* In a fork child, every lock held: unlinks the creations in flight of
+ * other threads, forgotten ones too, and keeps their records for
+ * memento_cache_free to free. */
 MEMENTO__HIDDEN void memento__shard_drop_orphans(struct memento__shard *shard,
                                                  const struct memento__thread *self);
 

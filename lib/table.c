@@ -217,17 +217,18 @@ bool memento__shard_insert(struct memento__shard *shard, struct memento__entry *
 /*
  * Unlinks e and marks it UNLINKED; the caller holds the lock and has seen
  * that e is linked (UNLINKED clear).  Only one entry per key is ever linked,
- * so removing by e's key removes e itself.  Returns e's state before.
+ * so removing by e's key removes e itself.
  */
-uint32_t memento__shard_unlink(struct memento__shard *shard, struct memento__entry *e)
+void memento__shard_unlink(struct memento__shard *shard, struct memento__entry *e)
 {
 	ck_hs_remove(&shard->hs, memento__entry_hash(shard->cache, e), e);
 	atomic_store_explicit(&shard->count,
 	                      atomic_load_explicit(&shard->count, memory_order_relaxed) - 1,
 	                      memory_order_relaxed);
-	/* Relaxed: UNLINKED is read under this lock (publish and fail hold it
-	 * too); the RMW keeps the WAITERS bit a waiter may be setting. */
-	return atomic_fetch_or_explicit(&e->state, MEMENTO__UNLINKED, memory_order_relaxed);
+	/* Relaxed: UNLINKED is read under this lock (fail and the fork child
+	 * decide by it) or only filters (foreach); the RMW keeps the WAITERS bit
+	 * a waiter may be setting. */
+	atomic_fetch_or_explicit(&e->state, MEMENTO__UNLINKED, memory_order_relaxed);
 }
 
 static void creation_reclaim(ck_epoch_entry_t *reclaim)
@@ -242,35 +243,45 @@ static void creation_reclaim(ck_epoch_entry_t *reclaim)
 	memento__free(shard->cache, c, sizeof *c);
 }
 
+struct orphan_walk {
+	struct memento__shard *shard;
+	const struct memento__thread *self;
+};
+
+static void drop_orphan(struct memento__entry *e, void *arg)
+{
+	struct orphan_walk *w = arg;
+	uint32_t s = atomic_load_explicit(&e->state, memory_order_relaxed);
+	if ((s & MEMENTO__PHASE) != MEMENTO__CREATING)
+		return;
+	struct memento__creation *c = e->u.creation;
+	if (w->self != NULL && atomic_load_explicit(&c->owner, memory_order_relaxed) == w->self) {
+		atomic_store_explicit(&c->refs, 1, memory_order_relaxed);
+		return;
+	}
+	if (!(s & MEMENTO__UNLINKED))
+		memento__shard_unlink(w->shard, e);
+	c->link.orphan_next = w->shard->orphans;
+	w->shard->orphans = c;
+}
+
 /*
  * In a fork child: a creation that another thread had in flight will never
- * finish, so it leaves the table (the next get creates again).  An owner of
- * NULL is another thread's too: one between clearing its owner and leaving
- * CREATING.  Its entry stays in the slab, holding no object, and its record
- * goes on the orphan list that memento_cache_free frees: the child handler
- * must not call the user's allocator, whose lock another thread may have
- * held at the fork.  The forking thread's own creations go on; their
- * waiters were other threads, so only the owner's reference is left.
+ * finish, so it leaves the table (the next get creates again).  Every
+ * CREATING entry in the slab is met, forgotten ones too (they are no longer
+ * in the table, but their records still need freeing).  The entry stays in
+ * the slab, holding no object, and its record goes on the orphan list that
+ * memento_cache_free frees: the child handler must not call the user's
+ * allocator, whose lock another thread may have held at the fork.  The
+ * forking thread's own creations go on; their waiters were other threads,
+ * so only the owner's reference is left.  (Publish and fail run under the
+ * shard lock that the fork held, so no creation is caught half finished.)
  */
 void memento__shard_drop_orphans(struct memento__shard *shard,
                                  const struct memento__thread *self)
 {
-	ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
-	void *p;
-	while (ck_hs_next(&shard->hs, &it, &p)) {
-		struct memento__entry *e = p;
-		uint32_t s = atomic_load_explicit(&e->state, memory_order_relaxed);
-		if ((s & MEMENTO__PHASE) != MEMENTO__CREATING)
-			continue;
-		struct memento__creation *c = e->u.creation;
-		if (self != NULL && atomic_load_explicit(&c->owner, memory_order_relaxed) == self) {
-			atomic_store_explicit(&c->refs, 1, memory_order_relaxed);
-			continue;
-		}
-		memento__shard_unlink(shard, e);
-		c->link.orphan_next = shard->orphans;
-		shard->orphans = c;
-	}
+	struct orphan_walk w = { shard, self };
+	memento__slab_walk(shard, drop_orphan, &w);
 }
 
 /* Frees c, and its failed entry, once every reader that might see the

@@ -12,9 +12,9 @@
  *    cache is registered, and a cache frees its records only after it left
  *    the registry;
  *  - the wait-graph lock makes deadlock detection exact: every edge
- *    "thread waits on entry" is added and removed under it, and an exiting
+ *    "thread waits on creation" is added and removed under it, and an exiting
  *    thread passes through it before its record is freed, so a walk never
- *    reads a freed record (the exiting thread owns no entry any more: its
+ *    reads a freed record (the exiting thread owns no creation any more: its
  *    creations ended, by return, cancellation, pthread_exit or exception).
  *
  * SPDX-License-Identifier: BSD-2-Clause

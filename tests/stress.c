@@ -86,7 +86,9 @@ static bool verbose;
  *   leaf       one u64 field;
  *   named      two string fields; keys 2m and 2m+1 spell the same bytes,
  *              cut in two at different places ("host-" "1x.." and
- *              "host-1" "x.."): typed fields make them two keys;
+ *              "host-1" "x.."): typed fields make them two keys; every
+ *              eighth m is over 300 bytes long, so its entry gets a slab
+ *              chunk of its own (entries above 256 bytes do);
  *   composite  an i64 and an f64 that is 0.0 or -0.0 at random (one key);
  *              its create gets NPARTS other keys (leaf and named).
  * Every fourth composite key is pinned: it is never forgotten, so its own
@@ -104,7 +106,7 @@ static struct klass classes[NCLASSES] = {
 	{ "composite", COMPOSITE, 0, 0 },
 };
 
-static char (*named_parts)[2][64]; /* per named key, its two strings */
+static char (*named_parts)[2][384]; /* per named key, its two strings */
 
 static int class_of(uint32_t g)
 {
@@ -125,7 +127,7 @@ static const char *key_name(uint32_t g, char *buf, size_t size)
 {
 	int c = class_of(g);
 	if (c == NAMED)
-		snprintf(buf, size, "named#%" PRIu32 " (\"%s\",\"%s\")", local_of(g),
+		snprintf(buf, size, "named#%" PRIu32 " (\"%.40s\",\"%.40s\")", local_of(g),
 		         named_parts[local_of(g)][0], named_parts[local_of(g)][1]);
 	else
 		snprintf(buf, size, "%s#%" PRIu32, classes[c].name, local_of(g));
@@ -1421,10 +1423,13 @@ static void keys_setup(void)
 	named_parts = calloc(classes[NAMED].n, sizeof *named_parts);
 	for (uint32_t i = 0; i < classes[NAMED].n; i++) {
 		/* Keys 2m and 2m+1: the same bytes, cut after "host-" or one later. */
-		char whole[96];
+		char whole[384];
 		uint32_t m = i / 2;
-		snprintf(whole, sizeof whole, "host-%" PRIu32 "%.*s.example", m, (int)(m % 40),
-		         "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+		char pad[321];
+		memset(pad, 'y', sizeof pad - 1);
+		pad[sizeof pad - 1] = '\0';
+		snprintf(whole, sizeof whole, "host-%" PRIu32 "%.*s%s.example", m, (int)(m % 40),
+		         "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", m % 8 == 7 ? pad : "");
 		size_t cut = 5 + (i & 1);
 		snprintf(named_parts[i][0], sizeof named_parts[i][0], "%.*s", (int)cut, whole);
 		snprintf(named_parts[i][1], sizeof named_parts[i][1], "%s", whole + cut);

@@ -6,6 +6,7 @@
  * SPDX-License-Identifier: BSD-2-Clause
  */
 #include "support.h"
+#include "support_alloc.h"
 
 #include <signal.h>
 #include <stdbool.h>
@@ -268,4 +269,68 @@ Test(fork, the_child_handler_never_calls_the_allocator)
 		pthread_join(threads[i], NULL);
 	cr_assert_eq(code, CHILD_OK, "the child hung in fork(): exit code %d", code);
 	memento_cache_free(cache);
+}
+
+/*
+ * A creation in flight on another thread, forgotten before the fork: it is
+ * no longer in the table, yet the child must still release its record.
+ * The child frees the cache and checks the cache's allocator is back to
+ * nothing.
+ */
+enum { CHILD_LEAKED = 20 };
+
+struct forgotten_run {
+	memento_class *cls;
+	atomic_int creating;
+	atomic_int finish;
+};
+
+static void block_key_1(struct counting *c, const struct args *a)
+{
+	struct forgotten_run *run = c->hook_data;
+	if (a->key != 1)
+		return;
+	atomic_store(&run->creating, 1);
+	while (!atomic_load(&run->finish))
+		sleep_ms(1);
+}
+
+static void *get_key_1(int index, void *data)
+{
+	(void)index;
+	struct forgotten_run *run = data;
+	void *o;
+	cr_assert_eq(memento_get(run->cls, &(struct args){ 1, 0 }, &o), 0);
+	return NULL;
+}
+
+Test(fork, a_forgotten_creation_in_flight_is_released_in_the_child)
+{
+	struct hook h = { 0 };
+	memento_cache_options opt = hooked_options(&h, 4);
+	memento_cache *cache;
+	cr_assert_eq(memento_cache_new_with(&cache, &opt), 0);
+	struct forgotten_run run = { 0 };
+	struct counting count = { .hook = block_key_1, .hook_data = &run };
+	run.cls = counting_class(cache, "forgotten", &count);
+
+	pthread_t creator;
+	struct crowd_arg arg = { 0, &run, get_key_1, NULL };
+	cr_assert_eq(pthread_create(&creator, NULL, crowd_trampoline, &arg), 0);
+	cr_assert(await_at_least(&run.creating, 1, 10000));
+	cr_assert_eq(memento_forget(run.cls, &(struct args){ 1, 0 }), 0);
+
+	pid_t pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		memento_cache_free(cache);
+		_exit(atomic_load(&h.live_blocks) == 0 ? CHILD_OK : CHILD_LEAKED);
+	}
+	int code = wait_child(pid, 10000);
+
+	atomic_store(&run.finish, 1);
+	pthread_join(creator, NULL);
+	memento_cache_free(cache);
+	cr_assert_eq(code, CHILD_OK, "the child's cache left blocks behind: exit code %d", code);
+	cr_assert_eq(atomic_load(&h.live_blocks), 0);
 }
