@@ -99,8 +99,8 @@ void memento__creation_unref(struct memento__creation *c)
 
 /*
  * Under the shard lock: moves a CREATING entry to phase `to`, keeping the
- * UNLINKED bit and the identity.  Returns the state it replaced; the caller wakes the
- * sleepers, outside the lock, if it had WAITERS.
+ * UNLINKED bit and the identity.  Returns the state it replaced; the caller
+ * wakes the sleepers, outside the lock, if it had WAITERS.
  */
 static uint32_t entry_finish(struct memento__creation *c, uint32_t to)
 {

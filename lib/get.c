@@ -51,8 +51,8 @@ static int callback_result(int rc)
 
 /*
  * Builds the key of args; lookup_hash then hashes it.  On success the
- * caller must call lookup_end once it no longer needs lk->probe.  Always inlined: it
- * is most of the hit path, and lk then stays in registers.
+ * caller must call lookup_end once it no longer needs lk->probe.  Always
+ * inlined: it is most of the hit path, and lk then stays in registers.
  */
 static inline __attribute__((always_inline)) int lookup_begin(struct lookup *lk,
                                                               memento_class *cls,

@@ -179,9 +179,8 @@ static inline uint32_t memento__entry_cls(const struct memento__entry *e)
  * One creation in flight, taken from the creator's spare (or allocated)
  * when a get claims a new key, and released with its last reference (the
  * creator's and each waiter's): kept as the releasing thread's spare, or
- * freed.  A failed
- * creation also frees its entry, after a grace period (readers may still be
- * probing it), through `reclaim`.
+ * freed.  A failed creation also frees its entry, after a grace period
+ * (readers may still be probing it), through `reclaim`.
  */
 struct memento__creation {
 	_Atomic(struct memento__thread *) owner; /* the creator, until it finishes */
