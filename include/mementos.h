@@ -41,7 +41,8 @@ extern "C" {
 #define MEMENTO_API
 #endif
 
-/* Largest key, in encoded bytes (each field adds a small type header). */
+/* Largest key, in encoded bytes: a number or pointer field takes 16, a
+ * string or bytes field 8 plus its length rounded up to a multiple of 8. */
 #define MEMENTO_KEY_MAX 4096
 
 typedef struct memento_cache memento_cache;
