@@ -197,22 +197,27 @@ static void stuck_free(void *p, size_t size, void *state)
 	pthread_mutex_unlock(&a->lock);
 }
 
-struct stuck_run {
-	memento_class *cls;
-	struct stuck_allocator *alloc;
-	atomic_int creating; /* the slow creation is under way */
+/* Holds the creation of key 1 until released (a counting hook). */
+struct key1_gate {
+	atomic_int creating; /* key 1's creation is under way */
 	atomic_int finish;
 };
 
-static void slow_until_released(struct counting *c, const struct args *a)
+static void key1_waits_for_gate(struct counting *c, const struct args *a)
 {
-	struct stuck_run *run = c->hook_data;
+	struct key1_gate *gate = c->hook_data;
 	if (a->key != 1)
 		return;
-	atomic_store(&run->creating, 1);
-	while (!atomic_load(&run->finish))
+	atomic_store(&gate->creating, 1);
+	while (!atomic_load(&gate->finish))
 		sleep_ms(1);
 }
+
+struct stuck_run {
+	memento_class *cls;
+	struct stuck_allocator *alloc;
+	struct key1_gate gate;
+};
 
 static void *stuck_worker(int index, void *data)
 {
@@ -226,7 +231,7 @@ static void *stuck_worker(int index, void *data)
 		 * (this thread has none kept yet: it has created nothing). */
 		struct args warm = { 100, 0 };
 		cr_assert_eq(memento_get(run->cls, &warm, &o), 0);
-		while (!atomic_load(&run->creating))
+		while (!atomic_load(&run->gate.creating))
 			sleep_ms(1);
 		atomic_store(&run->alloc->block_next, 1);
 	}
@@ -242,7 +247,7 @@ Test(fork, the_child_handler_never_calls_the_allocator)
 	memento_cache *cache;
 	cr_assert_eq(memento_cache_new_with(&cache, &opt), 0);
 	struct stuck_run run = { .alloc = &alloc };
-	struct counting count = { .hook = slow_until_released, .hook_data = &run };
+	struct counting count = { .hook = key1_waits_for_gate, .hook_data = &run.gate };
 	run.cls = counting_class(cache, "stuck", &count);
 	struct args warm = { 100, 0 };
 	void *o;
@@ -264,7 +269,7 @@ Test(fork, the_child_handler_never_calls_the_allocator)
 	int code = wait_child(pid, 10000);
 
 	atomic_store(&alloc.release, 1);
-	atomic_store(&run.finish, 1);
+	atomic_store(&run.gate.finish, 1);
 	for (int i = 0; i < 2; i++)
 		pthread_join(threads[i], NULL);
 	cr_assert_eq(code, CHILD_OK, "the child hung in fork(): exit code %d", code);
@@ -281,19 +286,8 @@ enum { CHILD_LEAKED = 20 };
 
 struct forgotten_run {
 	memento_class *cls;
-	atomic_int creating;
-	atomic_int finish;
+	struct key1_gate gate;
 };
-
-static void block_key_1(struct counting *c, const struct args *a)
-{
-	struct forgotten_run *run = c->hook_data;
-	if (a->key != 1)
-		return;
-	atomic_store(&run->creating, 1);
-	while (!atomic_load(&run->finish))
-		sleep_ms(1);
-}
 
 static void *get_key_1(int index, void *data)
 {
@@ -311,13 +305,13 @@ Test(fork, a_forgotten_creation_in_flight_is_released_in_the_child)
 	memento_cache *cache;
 	cr_assert_eq(memento_cache_new_with(&cache, &opt), 0);
 	struct forgotten_run run = { 0 };
-	struct counting count = { .hook = block_key_1, .hook_data = &run };
+	struct counting count = { .hook = key1_waits_for_gate, .hook_data = &run.gate };
 	run.cls = counting_class(cache, "forgotten", &count);
 
 	pthread_t creator;
 	struct crowd_arg arg = { 0, &run, get_key_1, NULL };
 	cr_assert_eq(pthread_create(&creator, NULL, crowd_trampoline, &arg), 0);
-	cr_assert(await_at_least(&run.creating, 1, 10000));
+	cr_assert(await_at_least(&run.gate.creating, 1, 10000));
 	cr_assert_eq(memento_forget(run.cls, &(struct args){ 1, 0 }), 0);
 
 	pid_t pid = fork();
@@ -328,7 +322,7 @@ Test(fork, a_forgotten_creation_in_flight_is_released_in_the_child)
 	}
 	int code = wait_child(pid, 10000);
 
-	atomic_store(&run.finish, 1);
+	atomic_store(&run.gate.finish, 1);
 	pthread_join(creator, NULL);
 	memento_cache_free(cache);
 	cr_assert_eq(code, CHILD_OK, "the child's cache left blocks behind: exit code %d", code);
