@@ -30,7 +30,7 @@ static void usage(FILE *out)
 {
 	fputs(
 "usage: mementos-bench [--quick | --smoke] [--impl LIST] [--workload LIST]\n"
-"                      [--threads LIST]\n"
+"                      [--threads LIST] [--rounds N]\n"
 "       mementos-bench --list | --help\n"
 "\n"
 "Runs get-or-create workloads against caches that each create a key's object\n"
@@ -40,6 +40,11 @@ static void usage(FILE *out)
 "  --workload LIST  comma-separated, of hot,uniform,zipf,insert,stampede\n"
 "                   (default: all)\n"
 "  --threads LIST   thread counts, comma-separated (default: 1,2,4,8)\n"
+"  --rounds N       run the whole selection N times (1 to 99, default 1), the\n"
+"                   implementations in a rotated order each round, and report\n"
+"                   for each point the round with the median throughput: on a\n"
+"                   shared machine, load that comes and goes then falls on\n"
+"                   every implementation alike\n"
 "  --quick          3 runs of 0.1 s per point, 5 stampede rounds: the whole\n"
 "                   default run in under a minute on 2 cores\n"
 "  --smoke          tiny sizes, a few ms per point, 1 ms stampede creation:\n"
@@ -117,6 +122,7 @@ struct selection {
 	const struct bench_impl *impls[64];
 	size_t nimpls;
 	bool workloads[BENCH_NWORKLOADS];
+	unsigned rounds;
 };
 
 static const struct bench_impl *impl_named(const char *name, size_t len)
@@ -256,6 +262,13 @@ static void parse_args(int argc, char **argv, struct selection *sel)
 			if (strcmp(mode, "full") != 0)
 				bad_usage("--quick and --smoke exclude each other", NULL);
 			mode = arg + 2;
+		} else if (strcmp(arg, "--rounds") == 0 && value != NULL) {
+			char *end;
+			long n = strtol(value, &end, 10);
+			if (*value == '\0' || *end != '\0' || n < 1 || n > 99)
+				bad_usage("--rounds takes a number from 1 to 99", value);
+			sel->rounds = (unsigned)n;
+			i++;
 		} else if (strcmp(arg, "--impl") == 0 && value != NULL) {
 			for_each_item(value, take_impl, sel);
 			i++;
@@ -271,6 +284,8 @@ static void parse_args(int argc, char **argv, struct selection *sel)
 		}
 	}
 	set_mode(&sel->cfg, mode);
+	if (sel->rounds == 0)
+		sel->rounds = 1;
 	if (sel->nimpls == 0)
 		for (size_t i = 0; i < bench_nimpls; i++)
 			sel->impls[sel->nimpls++] = bench_impls[i];
@@ -443,6 +458,10 @@ static void say_plan(const struct selection *sel)
 	fprintf(stderr, "mementos-bench: %u runs of %.3f s per point; zipf creation spins %llu "
 	                "iterations (about 1 us)\n",
 	        cfg->reps, (double)cfg->run_ns / 1e9, (unsigned long long)cfg->spin_iters);
+	if (sel->rounds > 1)
+		fprintf(stderr, "mementos-bench: %u rounds, implementations rotated; each point "
+		                "reports its median round\n",
+		        sel->rounds);
 }
 
 /* Builds only the streams that some child will read. */
@@ -470,10 +489,10 @@ static int make_streams(const struct selection *sel, struct streams *s)
 	return 0;
 }
 
-/* Every selected workload of impl: first the one that measures bytes per
- * entry (uniform, or a fill of its own), so every row can carry it. */
+/* Every selected workload of impl, into rows: first the one that measures
+ * bytes per entry (uniform, or a fill of its own), so every row can carry it. */
 static int run_impl(const struct selection *sel, const struct bench_impl *impl,
-                    const struct streams *streams)
+                    const struct streams *streams, struct impl_rows *rows)
 {
 	bool runs[BENCH_NWORKLOADS], any = false;
 	for (int w = 0; w < BENCH_NWORKLOADS; w++) {
@@ -487,17 +506,59 @@ static int run_impl(const struct selection *sel, const struct bench_impl *impl,
 	if (!any)
 		return 0;
 
-	static struct impl_rows rows;
-	memset(&rows, 0, sizeof rows);
-	rows.bytes_per_entry = NAN;
 	int failed = 0;
 	enum bench_workload first = runs[BENCH_UNIFORM] ? BENCH_UNIFORM : BENCH_NWORKLOADS;
-	failed |= run_child(sel, impl, first, streams, &rows) != 0;
+	failed |= run_child(sel, impl, first, streams, rows) != 0;
 	for (int w = 0; w < BENCH_NWORKLOADS; w++)
 		if (runs[w] && w != BENCH_UNIFORM)
-			failed |= run_child(sel, impl, (enum bench_workload)w, streams, &rows) != 0;
-	print_rows(&sel->cfg, impl, &rows);
+			failed |= run_child(sel, impl, (enum bench_workload)w, streams, rows) != 0;
 	return failed ? -1 : 0;
+}
+
+/* ---- rounds ------------------------------------------------------------------------------------ */
+
+static int by_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+/*
+ * One implementation's rounds folded into one set of rows: for each point,
+ * the whole row of the round whose throughput is the median (the lower of
+ * the two middle ones for an even count), so that a row's columns still
+ * come from one measurement; bytes per entry is the median of its own.
+ */
+static void median_rows(const struct bench_config *cfg, const struct impl_rows *rounds,
+                        unsigned n, struct impl_rows *out)
+{
+	memset(out, 0, sizeof *out);
+	double v[99];
+	unsigned k = 0;
+	for (unsigned r = 0; r < n; r++)
+		if (!isnan(rounds[r].bytes_per_entry))
+			v[k++] = rounds[r].bytes_per_entry;
+	qsort(v, k, sizeof v[0], by_double);
+	out->bytes_per_entry = k > 0 ? v[(k - 1) / 2] : NAN;
+	for (int w = 0; w < BENCH_NWORKLOADS; w++) {
+		for (unsigned i = 0; i < cfg->nthreads; i++) {
+			k = 0;
+			for (unsigned r = 0; r < n; r++)
+				if (rounds[r].have[w][i])
+					v[k++] = rounds[r].row[w][i].mops;
+			if (k == 0)
+				continue;
+			qsort(v, k, sizeof v[0], by_double);
+			double median = v[(k - 1) / 2];
+			for (unsigned r = 0; r < n; r++) {
+				if (rounds[r].have[w][i] && rounds[r].row[w][i].mops == median) {
+					out->row[w][i] = rounds[r].row[w][i];
+					out->have[w][i] = true;
+					break;
+				}
+			}
+		}
+	}
 }
 
 int main(int argc, char **argv)
@@ -514,9 +575,31 @@ int main(int argc, char **argv)
 
 	puts("impl,workload,threads,cores,ops,seconds,mops,ns_per_op,p50_ns,p99_ns,p999_ns,"
 	     "bytes_per_entry,creations,worst_wake_us,oversubscribed");
+	/* rows[i * rounds + r]: implementation i in round r. */
+	struct impl_rows *rows = calloc(sel.nimpls * sel.rounds, sizeof *rows);
+	if (rows == NULL) {
+		fprintf(stderr, "mementos-bench: out of memory for the results\n");
+		return 1;
+	}
 	int failed = 0;
-	for (size_t i = 0; i < sel.nimpls; i++)
-		failed |= run_impl(&sel, sel.impls[i], &streams) != 0;
+	for (unsigned r = 0; r < sel.rounds; r++) {
+		if (sel.rounds > 1)
+			fprintf(stderr, "mementos-bench: round %u of %u\n", r + 1, sel.rounds);
+		for (size_t k = 0; k < sel.nimpls; k++) {
+			size_t i = (k + r) % sel.nimpls; /* rotated: each round starts elsewhere */
+			struct impl_rows *mine = &rows[i * sel.rounds + r];
+			mine->bytes_per_entry = NAN;
+			failed |= run_impl(&sel, sel.impls[i], &streams, mine) != 0;
+			if (sel.rounds == 1)
+				print_rows(&sel.cfg, sel.impls[i], mine); /* as soon as it is there */
+		}
+	}
+	for (size_t i = 0; sel.rounds > 1 && i < sel.nimpls; i++) {
+		struct impl_rows median;
+		median_rows(&sel.cfg, &rows[i * sel.rounds], sel.rounds, &median);
+		print_rows(&sel.cfg, sel.impls[i], &median);
+	}
+	free(rows);
 
 	bench_stream_free(&streams.uniform);
 	bench_stream_free(&streams.zipf);
