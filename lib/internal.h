@@ -78,6 +78,12 @@ struct memento_key {
 
 MEMENTO__HIDDEN uint64_t memento__key_hash(const void *bytes, size_t len, uint64_t seed);
 
+/* n rounded up to whole 8-byte words: key fields and entries both come in them. */
+static inline size_t memento__round_to_words(size_t n)
+{
+	return (n + 7) & ~(size_t)7;
+}
+
 /* A class's hash seed: a function of the cache's seed and the class index
  * alone, so that a table can rehash an entry without reading its class. */
 static inline uint64_t memento__class_seed(uint64_t cache_seed, uint32_t index)
@@ -157,7 +163,7 @@ struct memento__entry {
 /* Bytes an entry with a key of len bytes takes in its slab. */
 static inline size_t memento__entry_size(size_t len)
 {
-	size_t n = (offsetof(struct memento__entry, key) + len + 7) & ~(size_t)7;
+	size_t n = memento__round_to_words(offsetof(struct memento__entry, key) + len);
 	return n > MEMENTO__ENTRY_MIN ? n : MEMENTO__ENTRY_MIN;
 }
 

@@ -69,11 +69,6 @@ static __attribute__((noinline)) void copy_bytes(unsigned char *to, const void *
 	memcpy(to, from, n);
 }
 
-static size_t round_to_words(size_t n)
-{
-	return (n + 7) & ~(size_t)7;
-}
-
 static int key_fixed(memento_key *key, unsigned char tag, uint64_t v)
 {
 	if (key == NULL)
@@ -96,7 +91,7 @@ static int key_sized(memento_key *key, unsigned char tag, const void *p, size_t 
 			key->err = -E2BIG;
 		return key->err;
 	}
-	size_t words = round_to_words(n);
+	size_t words = memento__round_to_words(n);
 	unsigned char *at = key_reserve(key, 8 + words);
 	if (at == NULL)
 		return key->err;
