@@ -523,6 +523,13 @@ static int by_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+static int by_row_mops(const void *a, const void *b)
+{
+	double x = (*(const struct bench_row *const *)a)->mops;
+	double y = (*(const struct bench_row *const *)b)->mops;
+	return (x > y) - (x < y);
+}
+
 /*
  * One implementation's rounds folded into one set of rows: for each point,
  * the whole row of the round whose throughput is the median (the lower of
@@ -542,21 +549,16 @@ static void median_rows(const struct bench_config *cfg, const struct impl_rows *
 	out->bytes_per_entry = k > 0 ? v[(k - 1) / 2] : NAN;
 	for (int w = 0; w < BENCH_NWORKLOADS; w++) {
 		for (unsigned i = 0; i < cfg->nthreads; i++) {
+			const struct bench_row *rows[99];
 			k = 0;
 			for (unsigned r = 0; r < n; r++)
 				if (rounds[r].have[w][i])
-					v[k++] = rounds[r].row[w][i].mops;
+					rows[k++] = &rounds[r].row[w][i];
 			if (k == 0)
 				continue;
-			qsort(v, k, sizeof v[0], by_double);
-			double median = v[(k - 1) / 2];
-			for (unsigned r = 0; r < n; r++) {
-				if (rounds[r].have[w][i] && rounds[r].row[w][i].mops == median) {
-					out->row[w][i] = rounds[r].row[w][i];
-					out->have[w][i] = true;
-					break;
-				}
-			}
+			qsort(rows, k, sizeof rows[0], by_row_mops);
+			out->row[w][i] = *rows[(k - 1) / 2];
+			out->have[w][i] = true;
 		}
 	}
 }
