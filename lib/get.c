@@ -3,7 +3,8 @@
  *
  *   key   = cls->key(args)            built in the thread's scratch buffer
  *   hash  = XXH3(key, class seed)     once
- *   epoch section { ck_hs_get; READY -> return obj }      the hit path
+ *   this thread's front cache holds a ready entry for key -> return obj
+ *   epoch section { ck_hs_get; READY -> keep in front, return obj }
  *   miss: shard lock { recheck; link a CREATING entry owned by this thread }
  *         create() outside every lock; publish or fail; wake the waiters
  *   CREATING seen: take a reference, leave the section, then sleep
@@ -19,7 +20,6 @@
 struct lookup {
 	memento_class *cls;
 	struct memento__tcache *tc;
-	struct memento__shard *shard;
 	struct memento__counters *counters;
 	struct memento__entry *probe; /* the key, laid out as an entry */
 	uint64_t hash;
@@ -97,18 +97,57 @@ static inline __attribute__((always_inline)) int lookup_begin(struct lookup *lk,
 }
 
 /*
- * The probe's hash and shard.  On the hit path this runs just after
- * section_begin, not before: XXH3 loads the key bytes the key callback has
- * only just stored.  Fixed fields are stored as whole words, which the CPU
- * forwards to those loads (key.c), but a string's memcpy may not be, and
- * such a load waits for the stores to reach the cache.  The locked exchange
- * in section_begin drains them anyway; hashing after it, that wait is not
- * paid twice.
+ * The probe's hash, just after the key callback.  Fixed fields
+ * are stored as whole words, which the CPU forwards to XXH3's loads
+ * (key.c); a string's memcpy may not be, and then the first load waits for
+ * those stores to reach the cache.
  */
 static inline __attribute__((always_inline)) void lookup_hash(struct lookup *lk)
 {
 	lk->hash = memento__key_hash(lk->probe->key, memento__entry_len(lk->probe), lk->cls->seed);
-	lk->shard = memento__shard_of(lk->cls->cache, lk->hash);
+}
+
+/* The shard that holds the probe's key: only past the front cache. */
+static struct memento__shard *lookup_shard(const struct lookup *lk)
+{
+	return memento__shard_of(lk->cls->cache, lk->hash);
+}
+
+static struct memento__front_slot *front_slot(struct lookup *lk)
+{
+	return &lk->tc->front[lk->hash % MEMENTO__FRONT_SLOTS];
+}
+
+/*
+ * The probe's entry if this thread's front cache holds it, still ready and
+ * not forgotten; else NULL.  No epoch section: a ready entry's memory lives
+ * until memento_cache_free (see struct memento__front_slot).
+ */
+static inline __attribute__((always_inline)) struct memento__entry *front_find(struct lookup *lk)
+{
+	const struct memento__front_slot *f = front_slot(lk);
+	struct memento__entry *e = f->entry;
+	if (f->hash != lk->hash || e == NULL)
+		return NULL;
+	/* Acquire, as on the table path; this thread saw e ready before, so it
+	 * orders nothing new, but a forget that happened before this get has
+	 * set UNLINKED in this word, and coherence makes that visible here. */
+	uint32_t s = atomic_load_explicit(&e->state, memory_order_acquire);
+	uint32_t identity = atomic_load_explicit(&lk->probe->state, memory_order_relaxed);
+	/* Same identity bits, phase READY, UNLINKED clear (WAITERS may linger). */
+	if (((s ^ identity) & ~(uint32_t)MEMENTO__WAITERS) != MEMENTO__READY)
+		return NULL;
+	if (!memento__entry_key_equal(e, lk->probe, memento__len_of(identity)))
+		return NULL;
+	return e;
+}
+
+/* e, ready and found for the probe, replaces its front slot's entry. */
+static void front_keep(struct lookup *lk, struct memento__entry *e)
+{
+	struct memento__front_slot *f = front_slot(lk);
+	f->hash = lk->hash;
+	f->entry = e;
 }
 
 static void section_begin(struct lookup *lk)
@@ -152,11 +191,12 @@ static int claim(struct lookup *lk, struct claimed *out)
 	if (record == NULL)
 		return -ENOMEM;
 	int rc;
-	memento__shard_lock(lk->shard);
+	struct memento__shard *shard = lookup_shard(lk);
+	memento__shard_lock(shard);
 	/* The lock excludes frees of this shard's entries: no section needed. */
-	struct memento__entry *e = ck_hs_get(&lk->shard->hs, lk->hash, lk->probe);
+	struct memento__entry *e = ck_hs_get(&shard->hs, lk->hash, lk->probe);
 	if (e == NULL) {
-		rc = memento__creation_start(lk->shard, lk->probe, lk->hash, lk->tc) ? CLAIM_CREATE
+		rc = memento__creation_start(shard, lk->probe, lk->hash, lk->tc) ? CLAIM_CREATE
 		                                                                     : -ENOMEM;
 		out->creation = record;
 	} else if (phase_of(e) == MEMENTO__READY) {
@@ -168,7 +208,7 @@ static int claim(struct lookup *lk, struct claimed *out)
 		out->creation = memento__creation_join(e);
 		rc = CLAIM_WAIT;
 	}
-	memento__shard_unlock(lk->shard);
+	memento__shard_unlock(shard);
 	return rc;
 }
 
@@ -257,15 +297,23 @@ static inline __attribute__((always_inline)) int get(memento_class *cls, const v
 	if (MEMENTO__UNLIKELY(rc != 0))
 		return rc;
 
-	section_begin(&lk);
 	lookup_hash(&lk);
-	struct memento__entry *e = ck_hs_get(&lk.shard->hs, lk.hash, lk.probe);
-	if (MEMENTO__LIKELY(e != NULL) && MEMENTO__LIKELY(phase_of(e) == MEMENTO__READY)) {
-		void *found = e->u.obj;
-		section_end(&lk);
+	struct memento__entry *e = front_find(&lk);
+	if (MEMENTO__LIKELY(e != NULL)) {
 		lookup_end(&lk);
 		memento__count(lk.counters, MEMENTO__HITS);
-		*obj = found;
+		*obj = e->u.obj;
+		return 0;
+	}
+
+	section_begin(&lk);
+	e = ck_hs_get(&lookup_shard(&lk)->hs, lk.hash, lk.probe);
+	if (MEMENTO__LIKELY(e != NULL) && MEMENTO__LIKELY(phase_of(e) == MEMENTO__READY)) {
+		section_end(&lk);
+		front_keep(&lk, e);
+		lookup_end(&lk);
+		memento__count(lk.counters, MEMENTO__HITS);
+		*obj = e->u.obj; /* ready: the entry lives with the cache */
 		return 0;
 	}
 	section_end(&lk);
@@ -314,12 +362,19 @@ int memento_peek(memento_class *cls, const void *args, void **obj)
 	if (rc != 0)
 		return rc;
 
-	section_begin(&lk);
 	lookup_hash(&lk);
-	struct memento__entry *e = ck_hs_get(&lk.shard->hs, lk.hash, lk.probe);
-	uint32_t phase = e != NULL ? phase_of(e) : 0;
+	struct memento__entry *e = front_find(&lk);
+	uint32_t phase = MEMENTO__READY;
+	if (e == NULL) {
+		section_begin(&lk);
+		e = ck_hs_get(&lookup_shard(&lk)->hs, lk.hash, lk.probe);
+		phase = e != NULL ? phase_of(e) : 0;
+		section_end(&lk);
+		if (phase == MEMENTO__READY)
+			front_keep(&lk, e);
+	}
+	/* Ready: the entry lives with the cache, outside any section. */
 	void *found = phase == MEMENTO__READY ? e->u.obj : NULL;
-	section_end(&lk);
 	lookup_end(&lk);
 
 	switch (phase) {
@@ -344,7 +399,7 @@ int memento_forget(memento_class *cls, const void *args)
 		return rc;
 
 	lookup_hash(&lk);
-	struct memento__shard *shard = lk.shard;
+	struct memento__shard *shard = lookup_shard(&lk);
 	memento__shard_lock(shard);
 	struct memento__entry *e = ck_hs_get(&shard->hs, lk.hash, lk.probe);
 	if (e == NULL)

@@ -178,6 +178,24 @@ static inline uint32_t memento__entry_cls(const struct memento__entry *e)
 	return memento__cls_of(atomic_load_explicit(&e->state, memory_order_relaxed));
 }
 
+/*
+ * Whether e holds the key of probe (laid out as an entry), given that their
+ * state words agree on the identity bits: the key, word by word (keys are
+ * whole words).
+ */
+static inline bool memento__entry_key_equal(const struct memento__entry *e,
+                                            const struct memento__entry *probe, uint32_t len)
+{
+	for (uint32_t at = 0; at < len; at += 8) {
+		uint64_t x, y;
+		memcpy(&x, e->key + at, sizeof x);
+		memcpy(&y, probe->key + at, sizeof y);
+		if (x != y)
+			return false;
+	}
+	return true;
+}
+
 /* Room for the largest probe: a thread's scratch buffer, or a nested one. */
 #define MEMENTO__PROBE_SIZE (offsetof(struct memento__entry, key) + MEMENTO_KEY_MAX)
 
@@ -310,7 +328,22 @@ struct memento__counters {
 /* ---- thread.c ----------------------------------------------------------------- */
 
 /*
- * One thread's record for one cache: its epoch record and its counters.
+ * A thread's latest hits in one cache, direct-mapped by the key's hash
+ * (get.c).  Only ready entries go in: a ready entry keeps its memory until
+ * memento_cache_free, forgotten or not, so a slot never dangles, and a get
+ * that finds its key here rechecks the entry's state (READY, not UNLINKED)
+ * to see forgets.
+ */
+#define MEMENTO__FRONT_SLOTS 64
+
+struct memento__front_slot {
+	uint64_t hash; /* the entry's, so that a mismatch never touches it */
+	struct memento__entry *entry; /* NULL: empty */
+};
+
+/*
+ * One thread's record for one cache: its epoch record, its counters and
+ * its front cache.
  * Kept on the cache's list until the cache is freed; when its thread exits
  * it is unregistered and recycled by the next new thread, counters and all,
  * so counts from exited threads are never lost.
@@ -326,6 +359,9 @@ struct memento__tcache {
 	struct memento__creation *spare;
 	struct memento__counters counters[MEMENTO__COUNTERS_INLINE];
 	_Atomic(struct memento__counters *) segments[MEMENTO__COUNTER_SEGMENTS];
+	/* Only the record's thread touches it; a recycled record's slots stay
+	 * valid for its next thread (same cache, entries still ready). */
+	struct memento__front_slot front[MEMENTO__FRONT_SLOTS];
 };
 
 struct memento__slot {

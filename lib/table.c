@@ -121,7 +121,7 @@ static unsigned long hs_hash(const void *object, unsigned long seed)
 
 /*
  * An entry against a probe (or the entry ck_hs_put inserts): one compare
- * for class and length, then the key word by word (keys are whole words).
+ * for class and length, then the key.
  */
 static bool hs_compare(const void *stored, const void *probe)
 {
@@ -132,15 +132,7 @@ static bool hs_compare(const void *stored, const void *probe)
 	if ((identity ^ atomic_load_explicit(&b->state, memory_order_relaxed)) &
 	    ~(uint32_t)MEMENTO__STATE_BITS)
 		return false;
-	uint32_t len = memento__len_of(identity);
-	for (uint32_t at = 0; at < len; at += 8) {
-		uint64_t x, y;
-		memcpy(&x, a->key + at, sizeof x);
-		memcpy(&y, b->key + at, sizeof y);
-		if (x != y)
-			return false;
-	}
-	return true;
+	return memento__entry_key_equal(a, b, memento__len_of(identity));
 }
 
 int memento__shard_init(struct memento__shard *shard, memento_cache *cache,
