@@ -218,8 +218,10 @@ void memento__shard_unlink(struct memento__shard *shard, struct memento__entry *
 	                      atomic_load_explicit(&shard->count, memory_order_relaxed) - 1,
 	                      memory_order_relaxed);
 	/* Relaxed: UNLINKED is read under this lock (fail and the fork child
-	 * decide by it) or only filters (foreach); the RMW keeps the WAITERS bit
-	 * a waiter may be setting. */
+	 * decide by it), or it only filters (foreach), or it publishes nothing
+	 * but itself (a front cache hit, get.c, which any get ordered after
+	 * this forget sees by coherence on this word).  The RMW keeps the
+	 * WAITERS bit a waiter may be setting. */
 	atomic_fetch_or_explicit(&e->state, MEMENTO__UNLINKED, memory_order_relaxed);
 }
 
