@@ -129,9 +129,11 @@ static inline __attribute__((always_inline)) struct memento__entry *front_find(s
 	struct memento__entry *e = f->entry;
 	if (f->hash != lk->hash || e == NULL)
 		return NULL;
-	/* Acquire, as on the table path; this thread saw e ready before, so it
-	 * orders nothing new, but a forget that happened before this get has
-	 * set UNLINKED in this word, and coherence makes that visible here. */
+	/* Acquire, as on the table path.  It orders nothing new: the slot was
+	 * filled after an acquire load saw e ready, by this thread or by the
+	 * record's previous thread (records pass under the registry lock).
+	 * But a forget that happened before this get has set UNLINKED in this
+	 * word, and coherence makes that visible here. */
 	uint32_t s = atomic_load_explicit(&e->state, memory_order_acquire);
 	uint32_t identity = atomic_load_explicit(&lk->probe->state, memory_order_relaxed);
 	/* Same identity bits, phase READY, UNLINKED clear (WAITERS may linger). */
@@ -323,6 +325,7 @@ static inline __attribute__((always_inline)) int get(memento_class *cls, const v
 	rc = claim(&lk, &got);
 	lookup_end(&lk); /* the key now lives in the entry, if it was needed */
 	if (rc == CLAIM_READY) {
+		front_keep(&lk, got.entry);
 		memento__count(lk.counters, MEMENTO__HITS);
 		*obj = got.entry->u.obj;
 		return 0;

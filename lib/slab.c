@@ -5,7 +5,9 @@
  * a free list for its exact size, so the walk below can still step over it
  * by its len.  An entry larger than MEMENTO__SLAB_SMALL_MAX gets a chunk of
  * its own, freed with it.  Ready entries are never freed before the cache
- * is: forgotten objects stay valid until memento_cache_free.
+ * is: forgotten objects stay valid until memento_cache_free, and each
+ * thread's front cache (get.c) keeps pointers to ready entries, forgotten
+ * or not, with no epoch section to protect them.
  *
  * Everything here runs under the shard lock, or with no other thread left
  * (memento_cache_free).
@@ -13,6 +15,8 @@
  * SPDX-License-Identifier: BSD-2-Clause
  */
 #include "internal.h"
+
+#include <assert.h>
 
 struct memento__chunk {
 	struct memento__chunk *prev, *next; /* the slab's chunk list */
@@ -95,6 +99,9 @@ struct memento__entry *memento__slab_alloc(struct memento__shard *shard, size_t 
 
 void memento__slab_free(struct memento__shard *shard, struct memento__entry *e)
 {
+	/* Only an entry that never became ready: front caches may hold those. */
+	assert((atomic_load_explicit(&e->state, memory_order_relaxed) & MEMENTO__PHASE) !=
+	       MEMENTO__READY);
 	size_t size = memento__entry_size(memento__entry_len(e));
 	if (size > MEMENTO__SLAB_SMALL_MAX) {
 		chunk_free(shard, MEMENTO__CONTAINER(e, struct memento__chunk, data));

@@ -2,8 +2,9 @@
  * The per-thread front cache (a thread's latest hits, checked before the
  * table): it must never hand out an entry that was forgotten, whether the
  * forget came from the same thread, another thread, or before the thread
- * record was passed on to a new thread; and keys that share a front slot,
- * or the same key in two classes, must never be confused.
+ * record was passed on to a new thread, nor hide a creation in flight;
+ * and keys that share a front slot, or the same key in two classes, must
+ * never be confused.
  *
  * SPDX-License-Identifier: BSD-2-Clause
  */
@@ -60,7 +61,9 @@ Test(front, keys_sharing_front_slots_and_classes_sharing_keys_stay_apart)
 	memento_class *a = counting_class(cache, "a", &a_counts);
 	memento_class *b = counting_class(cache, "b", &b_counts);
 	/* Far more keys than front slots, so that many share one; each pass
-	 * refills the slots in another order. */
+	 * refills the slots in another order.  A slot that holds another key
+	 * (or the same key of the other class: the class seeds the hash) must
+	 * send the get to the table, and then hold the new entry. */
 	enum { KEYS = 2000 };
 	static struct obj *in_a[KEYS], *in_b[KEYS];
 	for (uint64_t k = 0; k < KEYS; k++) {
@@ -157,5 +160,39 @@ Test(front, a_thread_record_passed_on_does_not_pass_on_forgotten_entries)
 		cr_assert_eq(memento_forget(cls, &(struct args){ 3, 0 }), 0);
 	}
 	cr_assert_eq(atomic_load(&counts.creations), 40);
+	memento_cache_free(cache);
+}
+
+static void *get_in_thread(void *cls)
+{
+	return get_ok(cls, 4);
+}
+
+Test(front, a_stale_slot_never_hides_a_creation_in_flight)
+{
+	memento_cache *cache = new_cache();
+	struct counting counts = { 0 };
+	memento_class *cls = counting_class(cache, "counting", &counts);
+	struct obj *old = get_until_front(cls, 4);
+	struct args a = { 4, 0 };
+	cr_assert_eq(memento_forget(cls, &a), 0);
+
+	/* Another thread creates the key again, slowly; this thread's slot
+	 * still points at the forgotten entry. */
+	counts.sleep_ms = 300;
+	pthread_t creator;
+	cr_assert_eq(pthread_create(&creator, NULL, get_in_thread, cls), 0);
+	cr_assert(await_at_least(&counts.creations, 2, 10000), "the creation never started");
+	void *seen = NULL;
+	cr_assert_eq(memento_peek(cls, &a, &seen), -EINPROGRESS);
+	struct timespec deadline = after_ms(now_monotonic(), 20);
+	cr_assert_eq(memento_get_until(cls, &a, &seen, &deadline), -ETIMEDOUT);
+	cr_assert_eq(seen, NULL, "nothing is written on failure");
+
+	void *fresh = NULL;
+	cr_assert_eq(pthread_join(creator, &fresh), 0);
+	cr_assert_neq(fresh, old);
+	cr_assert_eq(get_until_front(cls, 4), fresh);
+	cr_assert_eq(atomic_load(&counts.creations), 2);
 	memento_cache_free(cache);
 }
