@@ -97,10 +97,10 @@ static inline __attribute__((always_inline)) int lookup_begin(struct lookup *lk,
 }
 
 /*
- * The probe's hash, just after the key callback.  Fixed fields
- * are stored as whole words, which the CPU forwards to XXH3's loads
- * (key.c); a string's memcpy may not be, and then the first load waits for
- * those stores to reach the cache.
+ * The probe's hash, just after the key callback.  Fixed fields are stored
+ * as whole words, which the CPU forwards to XXH3's loads (key.c); a
+ * string's memcpy may not be, and then the first load waits for those
+ * stores to reach the cache.
  */
 static inline __attribute__((always_inline)) void lookup_hash(struct lookup *lk)
 {
