@@ -10,33 +10,44 @@
  */
 #include "support.h"
 
-TestSuite(front, .timeout = 120);
+static memento_cache *cache;
+static struct counting counts;
+static memento_class *cls; /* of the counting kind, in cache */
 
-static struct obj *get_ok(memento_class *cls, uint64_t key)
+static void setup(void)
+{
+	cache = new_cache();
+	cls = counting_class(cache, "counting", &counts);
+}
+
+static void teardown(void)
+{
+	memento_cache_free(cache);
+}
+
+TestSuite(front, .init = setup, .fini = teardown, .timeout = 120);
+
+static struct obj *get_ok(memento_class *c, uint64_t key)
 {
 	struct args a = { key, 0 };
 	void *obj = NULL;
-	int rc = memento_get(cls, &a, &obj);
+	int rc = memento_get(c, &a, &obj);
 	cr_assert_eq(rc, 0, "get %llu: %s", (unsigned long long)key, memento_strerror(rc));
 	return obj;
 }
 
 /* Enough gets of key that a thread's front cache holds its entry: the
  * first may create, the second is a table hit that fills the front. */
-static struct obj *get_until_front(memento_class *cls, uint64_t key)
+static struct obj *get_until_front(memento_class *c, uint64_t key)
 {
-	struct obj *o = get_ok(cls, key);
+	struct obj *o = get_ok(c, key);
 	for (int i = 0; i < 3; i++)
-		cr_assert_eq(get_ok(cls, key), o);
+		cr_assert_eq(get_ok(c, key), o);
 	return o;
 }
 
 Test(front, forget_on_the_same_thread_is_seen_by_its_next_get_and_peek)
 {
-	memento_cache *cache = new_cache();
-	struct counting counts = { 0 };
-	memento_class *cls = counting_class(cache, "counting", &counts);
-
 	struct obj *old = get_until_front(cls, 5);
 	cr_assert_eq(stats_of(cls).hits, 3, "front hits count as hits");
 	struct args a = { 5, 0 };
@@ -51,13 +62,13 @@ Test(front, forget_on_the_same_thread_is_seen_by_its_next_get_and_peek)
 	cr_assert_eq(memento_peek(cls, &a, &seen), 0);
 	cr_assert_eq(seen, fresh);
 	cr_assert_eq(atomic_load(&counts.creations), 2);
-	memento_cache_free(cache);
 }
 
 Test(front, keys_sharing_front_slots_and_classes_sharing_keys_stay_apart)
 {
-	memento_cache *cache = new_cache();
-	struct counting a_counts = { 0 }, b_counts = { 0 };
+	/* Static: teardown frees the cache, and destroy writes to its class's
+	 * counts, after this function has returned. */
+	static struct counting a_counts, b_counts;
 	memento_class *a = counting_class(cache, "a", &a_counts);
 	memento_class *b = counting_class(cache, "b", &b_counts);
 	/* Far more keys than front slots, so that many share one; each pass
@@ -82,7 +93,6 @@ Test(front, keys_sharing_front_slots_and_classes_sharing_keys_stay_apart)
 	}
 	cr_assert_eq(atomic_load(&a_counts.creations), KEYS);
 	cr_assert_eq(atomic_load(&b_counts.creations), KEYS);
-	memento_cache_free(cache);
 }
 
 /*
@@ -125,27 +135,21 @@ static void *forget_rounds_thread(int index, void *data)
 
 Test(front, a_forget_on_one_thread_reaches_every_threads_front_cache)
 {
-	memento_cache *cache = new_cache();
-	struct counting counts = { 0 };
-	struct forget_rounds r = { .cls = counting_class(cache, "counting", &counts) };
+	struct forget_rounds r = { .cls = cls };
 	cr_assert_eq(pthread_barrier_init(&r.barrier, NULL, CROWD), 0);
 	crowd_run(CROWD, forget_rounds_thread, &r, NULL);
 	pthread_barrier_destroy(&r.barrier);
 	/* The first object, then one per forget. */
 	cr_assert_eq(atomic_load(&counts.creations), ROUNDS + 1);
-	memento_cache_free(cache);
 }
 
-static void *fill_front(void *cls)
+static void *fill_front(void *c)
 {
-	return get_until_front(cls, 3);
+	return get_until_front(c, 3);
 }
 
 Test(front, a_thread_record_passed_on_does_not_pass_on_forgotten_entries)
 {
-	memento_cache *cache = new_cache();
-	struct counting counts = { 0 };
-	memento_class *cls = counting_class(cache, "counting", &counts);
 	for (int round = 0; round < 20; round++) {
 		/* The first thread fills its front cache and exits, leaving its
 		 * record to the next new thread; the key is forgotten between. */
@@ -160,19 +164,15 @@ Test(front, a_thread_record_passed_on_does_not_pass_on_forgotten_entries)
 		cr_assert_eq(memento_forget(cls, &(struct args){ 3, 0 }), 0);
 	}
 	cr_assert_eq(atomic_load(&counts.creations), 40);
-	memento_cache_free(cache);
 }
 
-static void *get_in_thread(void *cls)
+static void *get_in_thread(void *c)
 {
-	return get_ok(cls, 4);
+	return get_ok(c, 4);
 }
 
 Test(front, a_stale_slot_never_hides_a_creation_in_flight)
 {
-	memento_cache *cache = new_cache();
-	struct counting counts = { 0 };
-	memento_class *cls = counting_class(cache, "counting", &counts);
 	struct obj *old = get_until_front(cls, 4);
 	struct args a = { 4, 0 };
 	cr_assert_eq(memento_forget(cls, &a), 0);
@@ -194,5 +194,4 @@ Test(front, a_stale_slot_never_hides_a_creation_in_flight)
 	cr_assert_neq(fresh, old);
 	cr_assert_eq(get_until_front(cls, 4), fresh);
 	cr_assert_eq(atomic_load(&counts.creations), 2);
-	memento_cache_free(cache);
 }
