@@ -757,16 +757,26 @@ static void track(struct worker *w, uint32_t g, uint64_t d, int rc, struct objec
 	w->last_d[g] = d;
 }
 
+/*
+ * Args for a call on key g whose result track() checks: the forgets of g
+ * done before it began, and where its create callback records itself.
+ * Either spelling of zero for negzero: the key must not depend on it.
+ */
+static struct args args_observed(struct worker *w, uint32_t g, struct call *call)
+{
+	return (struct args){ .key = g,
+		              .negzero = rnd(w) & 1,
+		              .d = book_load(&forgets_done[g]),
+		              .call = call };
+}
+
 /* memento_get (deadline NULL) or memento_get_until of key g, checked. */
 static int get_checked(struct worker *w, uint32_t g, const struct timespec *deadline,
                        struct object **out)
 {
 	int c = class_of(g);
 	struct call call = { 0 };
-	struct args a = { .key = g,
-		          .negzero = rnd(w) & 1,
-		          .d = book_load(&forgets_done[g]),
-		          .call = &call };
+	struct args a = args_observed(w, g, &call);
 	const char *what = deadline != NULL ? "get_until" : "get";
 	void *obj = NULL;
 	watch(w, deadline != NULL ? OP_GET_UNTIL : OP_GET, g);
@@ -842,10 +852,7 @@ static void op_peek(struct worker *w, uint32_t g)
 {
 	int c = class_of(g);
 	struct call call = { 0 };
-	struct args a = { .key = g,
-		          .negzero = rnd(w) & 1,
-		          .d = book_load(&forgets_done[g]),
-		          .call = &call };
+	struct args a = args_observed(w, g, &call);
 	void *obj = NULL;
 	w->c.ops[OP_PEEK]++;
 	watch(w, OP_PEEK, g);

@@ -922,9 +922,20 @@ static void read_deadline(struct reader *rd, struct timespec *ts, const struct t
 	}
 }
 
-/* A call's args: its own, or NULL for the built-in recipe. */
-static const void *make_args(struct call *c, bool null_args)
+/*
+ * What a get, peek or forget of recipe r sets up before calling in: the
+ * frame its callbacks record into, the call they find through their args,
+ * and those args: the call itself, or NULL (F_NULL_ARGS) for the built-in
+ * recipe, whose call the callbacks then find in null_call.
+ */
+static const void *call_begin(struct fclass *fc, const struct recipe *r, unsigned flags,
+                              int depth, struct frame *f, struct call *c)
 {
+	bool null_args = flags & F_NULL_ARGS;
+	if (null_args)
+		r = &null_recipe;
+	frame_init(f, r);
+	*c = (struct call){ r, fc != NULL ? fc->idx : UINT_MAX, depth, f };
 	if (!null_args)
 		return c;
 	null_call = *c;
@@ -935,12 +946,9 @@ static void do_get(struct fclass *fc, const struct recipe *r, unsigned flags, bo
                    const struct timespec *deadline, bool deadline_ok, int depth)
 {
 	bool null_args = flags & F_NULL_ARGS;
-	if (null_args)
-		r = &null_recipe;
 	struct frame f;
-	frame_init(&f, r);
-	struct call c = { r, fc != NULL ? fc->idx : UINT_MAX, depth, &f };
-	const void *args = make_args(&c, null_args);
+	struct call c;
+	const void *args = call_begin(fc, r, flags, depth, &f, &c);
 	memento_class *cls = fc != NULL ? fc->cls : NULL;
 	void *obj = &untouched;
 	void **out = flags & F_NULL_OUT ? NULL : &obj;
@@ -1007,12 +1015,9 @@ static void do_get(struct fclass *fc, const struct recipe *r, unsigned flags, bo
 static void do_peek(struct fclass *fc, const struct recipe *r, unsigned flags, int depth)
 {
 	bool null_args = flags & F_NULL_ARGS;
-	if (null_args)
-		r = &null_recipe;
 	struct frame f;
-	frame_init(&f, r);
-	struct call c = { r, fc != NULL ? fc->idx : UINT_MAX, depth, &f };
-	const void *args = make_args(&c, null_args);
+	struct call c;
+	const void *args = call_begin(fc, r, flags, depth, &f, &c);
 	void *obj = &untouched;
 	void **out = flags & F_NULL_OUT ? NULL : &obj;
 	uint64_t refused = T.refused;
@@ -1046,12 +1051,9 @@ static void do_peek(struct fclass *fc, const struct recipe *r, unsigned flags, i
 static void do_forget(struct fclass *fc, const struct recipe *r, unsigned flags, int depth)
 {
 	bool null_args = flags & F_NULL_ARGS;
-	if (null_args)
-		r = &null_recipe;
 	struct frame f;
-	frame_init(&f, r);
-	struct call c = { r, fc != NULL ? fc->idx : UINT_MAX, depth, &f };
-	const void *args = make_args(&c, null_args);
+	struct call c;
+	const void *args = call_begin(fc, r, flags, depth, &f, &c);
 	uint64_t refused = T.refused;
 	int rc = memento_forget(fc != NULL ? fc->cls : NULL, args);
 	check_code(rc);
