@@ -1,7 +1,10 @@
 /*
  * Private to the library; never installed.
  *
- * Concepts, one file each:
+ * The library's layers, one folder each, one concept per file:
+ *
+ * core/  one object per identity: keys, the table, entries and their
+ *        creations, per-thread records, the get protocol, caches
  *   key.c     memento_key: typed field encoding, the key's hash
  *   table.c   a writer shard: ck_hs + writer mutex + writer epoch record
  *   entry.c   an entry's state machine and its creation record: start,
@@ -12,6 +15,8 @@
  *   stats.c   per-thread counters and their sums
  *   get.c     the get/peek/forget protocol on top of the above
  *   cache.c   caches, classes, the default cache, foreach
+ *   fork.c    the fork handlers
+ *   alloc.c   the cache's allocator
  *   error.c   error names and descriptions, version
  *
  * SPDX-License-Identifier: BSD-2-Clause
