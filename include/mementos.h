@@ -67,7 +67,17 @@ typedef int (*memento_key_fn)(memento_key *key, const void *args, void *ctx);
  */
 typedef int (*memento_create_fn)(void **obj, const void *args, void *ctx);
 
-/* Destroys an object; called exactly once per created object. */
+/*
+ * Destroys an object; called exactly once per created object.  For a
+ * MEMENTO_LIFETIME_CACHE class, by memento_cache_free.  For a guarded
+ * class, once the object is removed and nothing can see it any more, by a
+ * thread that calls into the cache outside its guards: the one whose
+ * outermost memento_guard_leave, memento_ref_release, memento_forget,
+ * memento_get_ref or memento_foreach (called outside a guard) or
+ * memento_cache_barrier finds the object due; never inside a guard of
+ * that thread on this cache, never under a lock of the library.  It may
+ * call into the cache (but memento_cache_free).
+ */
 typedef void (*memento_destroy_fn)(void *obj, void *ctx);
 
 typedef struct memento_class_desc {
@@ -117,6 +127,71 @@ typedef struct memento_cache_options {
 #define MEMENTO_CAPACITY_PER_SHARD_MAX ((size_t)1 << 29)
 #define MEMENTO_CACHE_OPTIONS_INIT { sizeof(memento_cache_options), 0, 0, 0, { 0, 0, 0 } }
 
+/*
+ * How long a class's objects live.
+ *
+ * MEMENTO_LIFETIME_CACHE (the default): until memento_cache_free, even if
+ * forgotten; a pointer from a get is valid as long as the cache is.
+ *
+ * MEMENTO_LIFETIME_GUARDED: an object that is forgotten, evicted, expired
+ * or replaced by a refresh is destroyed once no guard that might have seen
+ * it is still held and no memento_ref holds it.  Gets, get_until and peeks
+ * of such a class work only inside memento_guard_enter/leave of its cache
+ * (else -EPERM), and what they return stays valid until the calling
+ * thread's outermost memento_guard_leave.  memento_get_ref works anywhere.
+ */
+typedef enum memento_lifetime {
+	MEMENTO_LIFETIME_CACHE = 0,
+	MEMENTO_LIFETIME_GUARDED = 1,
+} memento_lifetime;
+
+/* The weight of one object (bytes, say) for max_weight; called once per
+ * object, after create, outside every lock.  0 counts as 1. */
+typedef uint64_t (*memento_weigh_fn)(const void *obj, void *ctx);
+
+/*
+ * Class options.  Start from MEMENTO_CLASS_OPTIONS_INIT so that `size` is
+ * set.  Bounds, expiry and refresh need MEMENTO_LIFETIME_GUARDED (a CACHE
+ * class could free nothing by removing); failure_ttl_ns works with both.
+ *
+ * Bounds are kept per writer shard: each shard holds at most
+ * ceil(max_entries / shards) ready objects of the class (and at most
+ * ceil(max_weight / shards) of weight), so the class holds at most
+ * max_entries plus one per shard, plus the creations in flight, plus the
+ * removed objects still seen by guards or references.  Keys spread over
+ * the shards by hash: a class may evict before it holds max_entries, and
+ * an object heavier than its shard's share of max_weight is evicted as
+ * soon as it is published (its caller still gets it).  Small bounds want
+ * few shards (memento_cache_options.shards).
+ *
+ * Durations are in ns and measured with CLOCK_MONOTONIC_COARSE, whose
+ * resolution (clock_getres; 1 to 4 ms on common kernels) they may be late
+ * by.  A class that neither expires nor refreshes never reads the clock;
+ * one that does reads it once per get, and once more when it creates, to
+ * date the new object.
+ */
+typedef struct memento_class_options {
+	size_t size;               /* sizeof(memento_class_options), set by the initializer */
+	memento_lifetime lifetime;
+	uint64_t max_entries;      /* 0: no bound on the number of objects */
+	uint64_t max_weight;       /* 0: no bound on their total weight; needs weigh */
+	memento_weigh_fn weigh;    /* the weight of an object; only with max_weight */
+	uint64_t expire_after_ns;  /* an object this old is never returned: the next
+	                              get creates anew, once; 0: never */
+	uint64_t refresh_after_ns; /* an object this old (and not expired) is rebuilt by
+	                              the first get that sees it, which runs create and
+	                              returns the new object, while other gets go on
+	                              returning the old one; a failed refresh keeps
+	                              the old object and is retried this long after;
+	                              0: never; must be below expire_after_ns */
+	uint64_t failure_ttl_ns;   /* a failed create's error is returned by every
+	                              get of that key for this long, without calling
+	                              create; 0: failures are not remembered */
+} memento_class_options;
+
+#define MEMENTO_CLASS_OPTIONS_INIT \
+	{ sizeof(memento_class_options), MEMENTO_LIFETIME_CACHE, 0, 0, 0, 0, 0, 0 }
+
 /* Per-class counters, summed over threads; see memento_class_stats(). */
 typedef struct memento_stats {
 	uint64_t hits;      /* gets and peeks that found a ready object */
@@ -128,6 +203,14 @@ typedef struct memento_stats {
 	uint64_t timeouts;  /* gets that returned -ETIMEDOUT */
 	uint64_t deadlocks; /* gets that detected a deadlock (recursion or a cycle) and
 	                       returned -EDEADLK; not those passing on a create's own */
+	uint64_t evictions;   /* objects removed to keep the class within its bounds */
+	uint64_t expirations; /* objects removed because they were too old */
+	uint64_t refreshes;   /* objects replaced by a refresh (its create is counted
+	                         in creations, a failed one in failures) */
+	uint64_t destroyed;   /* objects destroyed before memento_cache_free (guarded
+	                         classes).  Once quiet (no creation in flight, after
+	                         memento_cache_barrier with no guard or reference
+	                         held): creations = live + destroyed + failures */
 } memento_stats;
 
 /*
@@ -145,7 +228,8 @@ typedef struct memento_stats {
 	XX(EDEADLK, "waiting would deadlock: the key is being created by this "      \
 	            "thread or by a thread waiting on it")                            \
 	XX(ETIMEDOUT, "the deadline passed before the creation finished")            \
-	XX(EOWNERDEAD, "the creating thread died (cancelled or exited) inside create")
+	XX(EOWNERDEAD, "the creating thread died (cancelled or exited) inside create") \
+	XX(EPERM, "a guarded class was used outside a guard of its cache")
 
 /* ---- version and errors ------------------------------------------------- */
 
@@ -188,7 +272,8 @@ MEMENTO_API int memento_cache_new(memento_cache **cache);
 MEMENTO_API int memento_cache_new_with(memento_cache **cache, const memento_cache_options *options);
 
 /*
- * Destroys every object the cache ever created (forgotten ones too), newest
+ * Destroys every object the cache created and has not destroyed yet
+ * (forgotten ones too, and those that references still hold), newest
  * first, then the classes and the cache.  The order is exact while the cache
  * has published fewer than 2^32 objects.  NULL is a no-op.
  * Threads: one, after every other use of this cache and its classes has
@@ -208,7 +293,8 @@ MEMENTO_API memento_cache *memento_default_cache(void);
 
 /*
  * The number of entries in the cache: ready objects plus creations in
- * flight; forgotten objects are not counted.  Weakly consistent while other
+ * flight plus failures that classes remember; forgotten, evicted or expired
+ * objects are not counted.  Weakly consistent while other
  * threads insert.  Returns 0 for NULL.
  * Threads: any.  Blocks: no.
  */
@@ -226,6 +312,20 @@ MEMENTO_API size_t memento_count(memento_cache *cache);
  */
 MEMENTO_API int memento_class_new(memento_cache *cache, const memento_class_desc *desc,
                                   memento_class **cls);
+
+/*
+ * memento_class_new() with options (NULL: the defaults, which are what
+ * memento_class_new gives).  Returns what memento_class_new returns, or
+ * -EINVAL for options that are wrong: a `size` below this header's struct,
+ * or above it with a nonzero byte this library does not know; a lifetime
+ * that is not one of memento_lifetime; bounds, expiry or refresh on a
+ * MEMENTO_LIFETIME_CACHE class; max_weight without weigh or weigh without
+ * max_weight; refresh_after_ns not below a nonzero expire_after_ns.
+ * Threads, Blocks, Lifetime: as memento_class_new().
+ */
+MEMENTO_API int memento_class_new_with(memento_cache *cache, const memento_class_desc *desc,
+                                       const memento_class_options *options,
+                                       memento_class **cls);
 
 /*
  * The class registered under name in cache.  Returns 0, -EINVAL or -ENOENT.
@@ -265,7 +365,13 @@ MEMENTO_API int memento_class_stats(const memento_class *cls, memento_stats *sta
  * thread's create of the same key finishes.  That sleep is not a
  * cancellation point.  A caller waiting with a deadline counts as waiting
  * for deadlock detection: closing a cycle through it gives -EDEADLK.
- * Lifetime: *obj stays valid until memento_cache_free(), even if forgotten.
+ * A guarded class (MEMENTO_LIFETIME_GUARDED) returns -EPERM outside a
+ * guard of its cache; an expired object is never returned (this get then
+ * creates anew); a stale one is rebuilt by this get if no other get is,
+ * else returned; a failure the class remembers returns its error without
+ * calling create.
+ * Lifetime: *obj stays valid until memento_cache_free(), even if forgotten;
+ * for a guarded class, until this thread's outermost memento_guard_leave().
  */
 MEMENTO_API int memento_get(memento_class *cls, const void *args, void **obj);
 
@@ -283,8 +389,10 @@ MEMENTO_API int memento_get_until(memento_class *cls, const void *args, void **o
 
 /*
  * Returns in *obj the ready object for args without creating or waiting.
- * Returns 0, -ENOENT (none), -EINPROGRESS (a creation is in flight), the key
- * callback's error, -E2BIG, -EINVAL or -ENOMEM.
+ * Returns 0, -ENOENT (none, expired, or a failure that its class
+ * remembers), -EINPROGRESS (a creation is in flight), the key callback's
+ * error, -E2BIG, -EINVAL, -ENOMEM, or -EPERM (a guarded class outside a
+ * guard).  A stale object is returned, not rebuilt.
  * Threads: any, concurrently with everything but memento_cache_free().
  * Blocks: no.  Lifetime: as memento_get().
  */
@@ -292,13 +400,17 @@ MEMENTO_API int memento_peek(memento_class *cls, const void *args, void **obj);
 
 /*
  * Unlinks the entry for args so that calls that start after this returns
- * build a fresh object.  The old object is not destroyed: pointers to it stay
- * valid until memento_cache_free(), which destroys it.  A creation in flight
- * is detached: its creator and the callers already waiting on it still get
- * its result, which is then retired, never cached.  Returns 0, -ENOENT
- * (absent), the key callback's error, -E2BIG, -EINVAL or -ENOMEM.
+ * build a fresh object.  The old object is not destroyed now: pointers to it
+ * stay valid until memento_cache_free(), which destroys it, or, for a
+ * guarded class, until no guard that might have seen it is held and no
+ * reference holds it.  A creation in flight is detached: its creator and
+ * the callers already waiting on it still get its result, which is then
+ * retired, never cached.  A failure the class remembers is forgotten too.
+ * Returns 0, -ENOENT (absent), the key callback's error, -E2BIG, -EINVAL
+ * or -ENOMEM.  Works inside or outside a guard.
  * Threads: any, concurrently with everything but memento_cache_free().
- * Blocks: briefly, on the key's writer shard lock.
+ * Blocks: briefly, on the key's writer shard lock; outside a guard it may
+ * run destroy callbacks of objects that are due.
  */
 MEMENTO_API int memento_forget(memento_class *cls, const void *args);
 
@@ -317,6 +429,84 @@ MEMENTO_API int memento_forget(memento_class *cls, const void *args);
  */
 typedef int (*memento_visit_fn)(memento_class *cls, void *obj, void *ctx);
 MEMENTO_API int memento_foreach(memento_cache *cache, memento_visit_fn visit, void *ctx);
+
+/* ---- lifetimes: guards, references, reclamation --------------------------- */
+
+/*
+ * Enters a guard of cache on the calling thread: until the matching
+ * memento_guard_leave, every object a get, get_until or peek returns (of
+ * any class of cache) stays valid, even if it is forgotten, evicted,
+ * expired or refreshed meanwhile.  Guards nest; only the outermost one
+ * costs anything (one exchange on the thread's own record: no shared
+ * write), and a thread may hold guards of several caches.  Returns 0,
+ * -EINVAL (cache NULL) or -ENOMEM (the thread's first use of cache).
+ *
+ * A guard delays the destroy of every object of the cache removed while it
+ * is held, by any thread, until it ends: hold one per request, not for the
+ * life of a thread.  The library never waits for a guard to end, but
+ * memento_cache_barrier does: a thread must not hold a guard of a cache
+ * while it waits for another thread that is in memento_cache_barrier of
+ * that cache (as with liburcu's read-side sections and synchronize_rcu).
+ * A thread that exits inside a guard leaves it.
+ * Threads: the calling thread's guard.  Blocks: no.
+ */
+MEMENTO_API int memento_guard_enter(memento_cache *cache);
+
+/*
+ * Leaves the calling thread's innermost guard of cache.  Leaving the
+ * outermost one ends what it kept valid, and destroys objects that are
+ * due (see memento_destroy_fn).  A leave without an enter on this thread
+ * is ignored; NULL is a no-op.
+ * Threads: the thread that entered.  Blocks: only in destroy callbacks.
+ */
+MEMENTO_API void memento_guard_leave(memento_cache *cache);
+
+/*
+ * A counted reference to an object: it keeps the object valid, inside or
+ * outside any guard, on any thread, until it is released.  For holding an
+ * object across requests.
+ */
+typedef struct memento_ref memento_ref;
+
+/*
+ * As memento_get(), inside or outside a guard (it never returns -EPERM),
+ * but returns a counted reference in *ref instead of the object.  Every
+ * successful call needs its own memento_ref_release().  For a class that
+ * is not guarded the reference keeps nothing (its objects live until
+ * memento_cache_free) but must be released all the same.
+ * Threads, Blocks: as memento_get(); outside a guard it may run destroy
+ * callbacks of objects that are due.
+ * Lifetime: *ref until memento_ref_release(); never past
+ * memento_cache_free().
+ */
+MEMENTO_API int memento_get_ref(memento_class *cls, const void *args, memento_ref **ref);
+
+/*
+ * The object of a reference (NULL for NULL).
+ * Threads: any.  Blocks: no.  Lifetime: as the reference.
+ */
+MEMENTO_API void *memento_ref_object(const memento_ref *ref);
+
+/*
+ * Releases a reference; NULL is a no-op.  Releasing one twice is undefined.
+ * Threads: any (not only the one that got it).  Blocks: outside a guard
+ * of the cache it may run destroy callbacks of objects that are due.
+ */
+MEMENTO_API void memento_ref_release(memento_ref *ref);
+
+/*
+ * Returns once every object of cache that was removed (forgotten, evicted,
+ * expired, replaced) before this call, and that no reference holds, has
+ * been destroyed: it waits for the guards that other threads held when it
+ * was called to end, and destroys what is due.  Destroys another thread
+ * already started may still be running when it returns.  Called inside a
+ * guard of cache it could wait for nothing and destroy nothing, and
+ * returns at once.  NULL is a no-op.
+ * Threads: any, concurrently with everything but memento_cache_free().
+ * Blocks: until those guards end (sleeping in short naps), and in
+ * destroy callbacks.
+ */
+MEMENTO_API void memento_cache_barrier(memento_cache *cache);
 
 /* ---- key fields ------------------------------------------------------------ */
 

@@ -25,6 +25,7 @@
 #define MEMENTO_INTERNAL_H
 
 #include "mementos.h"
+#include "policy/policy.h"
 
 #include <ck_epoch.h>
 #include <ck_hs.h>
@@ -72,6 +73,7 @@ void __tsan_release(void *addr);
 struct memento__thread;
 struct memento__tcache;
 struct memento__shard;
+struct memento__counters;
 
 /* ---- key.c ------------------------------------------------------------------ */
 
@@ -101,10 +103,12 @@ static inline uint64_t memento__class_seed(uint64_t cache_seed, uint32_t index)
 /*
  * Entry state word (also the futex word waiters sleep on).  The low two bits
  * are the phase; WAITERS says a thread sleeps on the word; UNLINKED says the
- * entry left its table (forgotten, or failed), changed under the shard lock.
- * A phase of 0 is a free slot in its shard's slab.  The high bits are the
- * entry's identity, fixed for its life: the key's length and the class
- * index.  Every change to the word keeps them.
+ * entry left its table (forgotten, failed, evicted, expired, replaced),
+ * changed under the shard lock.  A phase of 0 is a free slot in its shard's
+ * slab.  The high bits are the entry's identity, fixed for its life: the
+ * class index, the key's length in words, and GUARDED (the class's objects
+ * are reclaimed: the entry carries a lifetime trailer after its key).  Every
+ * change to the word keeps them.
  */
 enum {
 	MEMENTO__CREATING = 1,
@@ -114,30 +118,40 @@ enum {
 	MEMENTO__WAITERS = 4,
 	MEMENTO__UNLINKED = 8,
 	MEMENTO__STATE_BITS = 15,
+	MEMENTO__GUARDED = 16, /* identity: a lifetime trailer follows the key */
 };
 
-#define MEMENTO__LEN_SHIFT 4
-#define MEMENTO__LEN_MASK 0x1FFFu /* 13 bits */
-#define MEMENTO__CLS_SHIFT 17     /* 15 bits */
+#define MEMENTO__WORDS_SHIFT 5
+#define MEMENTO__WORDS_MASK 0x3FFu /* 10 bits: key length in 8-byte words */
+#define MEMENTO__CLS_SHIFT 17      /* 15 bits */
 
-_Static_assert(MEMENTO_KEY_MAX <= MEMENTO__LEN_MASK, "a key length fits its 13 bits");
+_Static_assert(MEMENTO_KEY_MAX / 8 <= MEMENTO__WORDS_MASK, "a key's words fit their 10 bits");
+_Static_assert(MEMENTO_KEY_MAX % 8 == 0, "keys are whole words");
+_Static_assert(MEMENTO__WORDS_SHIFT + 10 <= MEMENTO__CLS_SHIFT, "length and class apart");
 _Static_assert(MEMENTO_CLASSES_MAX == 1u << (32 - MEMENTO__CLS_SHIFT),
                "a class index fits its 15 bits");
 
-/* The identity bits of a key of len bytes in class index cls. */
-static inline uint32_t memento__identity(uint32_t cls, uint32_t len)
+/* The identity bits of a key of len bytes (whole words) in class index
+ * cls; guarded: the class reclaims its objects. */
+static inline uint32_t memento__identity(uint32_t cls, uint32_t len, bool guarded)
 {
-	return cls << MEMENTO__CLS_SHIFT | len << MEMENTO__LEN_SHIFT;
+	return cls << MEMENTO__CLS_SHIFT | (len / 8) << MEMENTO__WORDS_SHIFT |
+	       (guarded ? (uint32_t)MEMENTO__GUARDED : 0);
 }
 
 static inline uint32_t memento__len_of(uint32_t word)
 {
-	return (word >> MEMENTO__LEN_SHIFT) & MEMENTO__LEN_MASK;
+	return ((word >> MEMENTO__WORDS_SHIFT) & MEMENTO__WORDS_MASK) * 8;
 }
 
 static inline uint32_t memento__cls_of(uint32_t word)
 {
 	return word >> MEMENTO__CLS_SHIFT;
+}
+
+static inline bool memento__guarded_of(uint32_t word)
+{
+	return (word & MEMENTO__GUARDED) != 0;
 }
 
 /*
@@ -162,14 +176,66 @@ struct memento__entry {
 	unsigned char key[]; /* whole 8-byte words (key.c) */
 };
 
+/*
+ * What a guarded class's entry carries after its key: its object's
+ * lifetime.  Written when the object is published, then read by hits.
+ */
+struct memento__life {
+	/* Holders of the object: the table (until the grace period after the
+	 * entry's removal ends), the creation record (while its creator and
+	 * waiters may still read the object), and each memento_ref.  The last
+	 * to let go makes the entry due for destroy (lifetime/reclaim.c). */
+	_Atomic uint32_t refs;
+	uint32_t key_words;            /* so that a policy node finds its entry */
+	struct memento__shard *shard;  /* where the entry goes back when freed */
+	uint64_t born;                 /* ns, coarse monotonic clock: publication */
+	/* ns: the first get from then on rebuilds the object; the top bit
+	 * (MEMENTO__REFRESHING) says a get is doing it.  Written under the
+	 * shard lock, read by hits. */
+	_Atomic uint64_t refresh_at;
+	union {
+		struct memento__policy_node node; /* linked: its place in the eviction policy */
+		struct {                          /* removed: */
+			struct memento__entry *next; /* limbo, then the due stack */
+			unsigned int stamp;          /* global epoch at removal */
+		} gone;
+	} u;
+};
+
+#define MEMENTO__REFRESHING ((uint64_t)1 << 63)
+
+/* A removed entry's links overlay the policy's, never the visited bit that
+ * a late hit may still set. */
+_Static_assert(sizeof(((struct memento__life *)0)->u.gone) <=
+                       offsetof(struct memento__policy_node, weight),
+               "gone overlays only the policy's links");
+
 /* The smallest entry: room for memento_cache_free's record (cache.c). */
 #define MEMENTO__ENTRY_MIN 24
 
-/* Bytes an entry with a key of len bytes takes in its slab. */
-static inline size_t memento__entry_size(size_t len)
+/* Bytes an entry with this identity takes in its slab. */
+static inline size_t memento__entry_size(uint32_t identity)
 {
-	size_t n = memento__round_to_words(offsetof(struct memento__entry, key) + len);
+	size_t n = offsetof(struct memento__entry, key) + memento__len_of(identity);
+	if (memento__guarded_of(identity))
+		n += sizeof(struct memento__life);
+	n = memento__round_to_words(n);
 	return n > MEMENTO__ENTRY_MIN ? n : MEMENTO__ENTRY_MIN;
+}
+
+/* The entry whose trailer holds policy node n. */
+static inline struct memento__entry *memento__entry_of_node(struct memento__policy_node *n)
+{
+	struct memento__life *l = MEMENTO__CONTAINER(n, struct memento__life, u.node);
+	return (struct memento__entry *)(void *)((unsigned char *)l - 8 * (size_t)l->key_words -
+	                                         offsetof(struct memento__entry, key));
+}
+
+/* A guarded entry's trailer, just past its key (whole words, so aligned). */
+static inline struct memento__life *memento__life_of(const struct memento__entry *e)
+{
+	uint32_t len = memento__len_of(atomic_load_explicit(&e->state, memory_order_relaxed));
+	return (struct memento__life *)(void *)((unsigned char *)(uintptr_t)e->key + len);
 }
 
 /* Identity bits never change, so a relaxed load will do. */
@@ -215,8 +281,16 @@ struct memento__creation {
 	_Atomic(struct memento__thread *) owner; /* the creator, until it finishes */
 	struct memento__entry *entry;
 	struct memento__shard *shard;
+	memento_class *cls;
+	uint64_t hash; /* the key's */
 	_Atomic uint32_t refs;
 	int error; /* FAILED: create's error */
+	/* A failure its class remembers (failure_ttl_ns): the entry stays
+	 * linked, FAILED, and holds a reference on the record until retry_at
+	 * (ns, coarse monotonic); the record is on its class's list of
+	 * remembered failures in the shard, oldest first. */
+	uint64_t retry_at;
+	struct memento__creation *remembered_prev, *remembered_next;
 	union {
 		ck_epoch_entry_t reclaim;           /* failed: deferred free */
 		struct memento__creation *orphan_next; /* fork child: shard's orphans */
@@ -226,16 +300,26 @@ struct memento__creation {
 /* The calling thread's spare record for tc's cache, allocated if it has
  * none; NULL when out of memory.  Outside every lock. */
 MEMENTO__HIDDEN struct memento__creation *memento__creation_spare(struct memento__tcache *tc);
-/* Under the shard lock, key absent: links a new CREATING entry for probe,
- * owned by tc's thread, and takes tc's spare record for it; false when out
- * of memory. */
-MEMENTO__HIDDEN bool memento__creation_start(struct memento__shard *shard,
+/* Under the shard lock, key absent: links a new CREATING entry of cls for
+ * probe, owned by tc's thread, and takes tc's spare record for it; false
+ * when out of memory. */
+MEMENTO__HIDDEN bool memento__creation_start(struct memento__shard *shard, memento_class *cls,
                                              const struct memento__entry *probe, uint64_t hash,
                                              struct memento__tcache *tc);
 /* Under the shard lock, e CREATING and linked: a waiter's reference. */
 MEMENTO__HIDDEN struct memento__creation *memento__creation_join(struct memento__entry *e);
+/* Drops a reference; the lock-free and the under-the-lock variants. */
 MEMENTO__HIDDEN void memento__creation_unref(struct memento__creation *c);
-MEMENTO__HIDDEN void memento__creation_publish(struct memento__creation *c, void *obj);
+MEMENTO__HIDDEN void memento__creation_unref_locked(struct memento__creation *c);
+/*
+ * The creator's success: obj becomes the entry's object (weight: its
+ * weight for a weighted class, else 1).  hold: a guarded entry gets one
+ * more hold, for the creator's memento_ref.  Counts evictions in counters.
+ * Drops the creator's reference.
+ */
+MEMENTO__HIDDEN void memento__creation_publish(struct memento__creation *c, void *obj,
+                                               uint64_t weight, bool hold,
+                                               struct memento__counters *counters);
 MEMENTO__HIDDEN void memento__creation_fail(struct memento__creation *c, int err);
 MEMENTO__HIDDEN int memento__creation_wait(struct memento__creation *c,
                                            const struct timespec *deadline, bool *timed_out);
@@ -259,7 +343,8 @@ struct memento__slab {
 /* Under the shard lock.  Uninitialised room for an entry of size bytes. */
 MEMENTO__HIDDEN struct memento__entry *memento__slab_alloc(struct memento__shard *shard,
                                                            size_t size);
-/* Under the shard lock, with no reader left that could find e. */
+/* Under the shard lock, with no reader left that could find e, and e not
+ * READY (a guarded entry is marked dead before it comes back). */
 MEMENTO__HIDDEN void memento__slab_free(struct memento__shard *shard, struct memento__entry *e);
 /* Every slot handed out, in no order: live entries and free slots (phase
  * 0).  No concurrency: memento_cache_free, or a fork child holding every
@@ -285,6 +370,9 @@ struct memento__shard {
 	_Atomic size_t count; /* linked entries; written under lock */
 	struct memento__slab slab;
 	struct memento__creation *orphans; /* fork child: records of dead creators */
+	/* Guarded entries removed from the table, waiting for their grace
+	 * period, oldest first (lifetime/reclaim.c). */
+	struct memento__entry *limbo_head, *limbo_tail;
 };
 
 MEMENTO__HIDDEN int memento__shard_init(struct memento__shard *shard, memento_cache *cache,
@@ -317,6 +405,10 @@ enum memento__stat {
 	MEMENTO__WAITS,
 	MEMENTO__TIMEOUTS,
 	MEMENTO__DEADLOCKS,
+	MEMENTO__EVICTIONS,
+	MEMENTO__EXPIRATIONS,
+	MEMENTO__REFRESHES,
+	MEMENTO__DESTROYED,
 	MEMENTO__NSTATS
 };
 
@@ -364,9 +456,14 @@ struct memento__tcache {
 	struct memento__creation *spare;
 	struct memento__counters counters[MEMENTO__COUNTERS_INLINE];
 	_Atomic(struct memento__counters *) segments[MEMENTO__COUNTER_SEGMENTS];
-	/* Only the record's thread touches it; a recycled record's slots stay
-	 * valid for its next thread (same cache, entries still ready). */
+	/* Only the record's thread touches these.  A recycled record's slots
+	 * of never-reclaimed classes stay valid for its next thread (same
+	 * cache, entries still ready); slots of guarded classes are valid
+	 * only inside the guard that filled them, and are emptied when it
+	 * ends (front_guarded says which). */
 	struct memento__front_slot front[MEMENTO__FRONT_SLOTS];
+	uint64_t front_guarded; /* bit i: front[i] holds a guarded class's entry */
+	uint32_t guard_depth;   /* guards entered and not left (lifetime/guard.c) */
 };
 
 struct memento__slot {
@@ -452,6 +549,21 @@ MEMENTO__HIDDEN void memento__fork_handlers_install(void);
 MEMENTO__HIDDEN void memento__default_cache_lock(void);
 MEMENTO__HIDDEN void memento__default_cache_unlock(void);
 
+/* What a class's options ask of its gets (memento_class.life). */
+enum {
+	MEMENTO__LIFE_GUARDED = 1,  /* objects are reclaimed: gets need a guard */
+	MEMENTO__LIFE_BOUNDED = 2,  /* hits touch the eviction policy */
+	MEMENTO__LIFE_TIMED = 4,    /* hits check expiry and refresh */
+	MEMENTO__LIFE_REMEMBER = 8, /* failures are remembered for failure_ttl */
+	MEMENTO__LIFE_POLICY = 16,  /* per-shard policies hold the entries */
+};
+
+/* A class's state in one shard, under that shard's lock. */
+struct memento__class_shard {
+	struct memento__policy policy; /* MEMENTO__LIFE_POLICY */
+	struct memento__creation *remembered_head, *remembered_tail; /* oldest first */
+};
+
 struct memento_class {
 	memento_cache *cache;
 	char *name;
@@ -461,6 +573,18 @@ struct memento_class {
 	void *ctx;
 	uint64_t seed; /* the cache's seed mixed with the class index */
 	uint32_t index;
+	uint32_t life; /* MEMENTO__LIFE_* */
+	memento_weigh_fn weigh;
+	uint64_t expire_after, refresh_after, failure_ttl; /* ns; 0: never */
+	struct memento__class_shard *shards; /* one per cache shard, or NULL */
+};
+
+/* A cache's classes by index; replaced arrays stay, chained, until the
+ * cache is freed, so that a reader without the lock never sees one go. */
+struct memento__class_array {
+	struct memento__class_array *older;
+	uint32_t cap;
+	memento_class *at[];
 };
 
 struct memento_cache {
@@ -472,13 +596,22 @@ struct memento_cache {
 	struct memento__shard *shards;
 	ck_epoch_t epoch;
 	_Atomic(struct memento__tcache *) tcaches; /* every thread record of this cache */
-	_Atomic uint64_t next_seq;                 /* publication order of objects */
 
 	pthread_mutex_t class_lock;
-	memento_class **classes;
-	uint32_t nclasses, capclasses;
+	/* Read without the lock by reclamation (memento__class_at): a grown
+	 * array replaces it, and the old one stays until the cache is freed. */
+	_Atomic(struct memento__class_array *) classes;
+	uint32_t nclasses; /* under class_lock */
 
 	memento_cache *registry_prev, *registry_next; /* under the registry lock */
+
+	/* Written by creations and removals, read by neither hits nor the
+	 * fields above: a line of their own, so that those writes do not
+	 * take the hit path's lines away. */
+	alignas(MEMENTO__CACHELINE) _Atomic uint64_t next_seq; /* publication order */
+	/* Guarded entries whose objects are due for destroy: a stack pushed
+	 * by whoever ends their last hold, emptied by drains (reclaim.c). */
+	_Atomic(struct memento__entry *) due;
 };
 
 static inline void *memento__alloc(memento_cache *cache, size_t size)
@@ -513,6 +646,154 @@ static inline struct memento__tcache *memento__tcache_for(memento_cache *cache)
 	if (MEMENTO__LIKELY(t != NULL && t->last_cache_id == cache->id))
 		return t->last_tc;
 	return memento__tcache_slow(cache);
+}
+
+
+/* ---- lifetime/ -------------------------------------------------------------------- */
+
+/* guard.c */
+
+static inline bool memento__in_guard(const struct memento__tcache *tc)
+{
+	return tc->guard_depth != 0;
+}
+
+/* This thread's record for cache, without allocating one; NULL if none. */
+MEMENTO__HIDDEN struct memento__tcache *memento__tcache_find(memento_cache *cache);
+/* Empties the front slots that hold guarded entries: the guard that made
+ * them safe is ending.  The record's thread, or the registry lock holder
+ * for a record whose thread is gone. */
+MEMENTO__HIDDEN void memento__front_forget_guarded(struct memento__tcache *tc);
+/* The record's thread is gone (exit, or a fork child): ends its guards and
+ * every read-side section it was in. */
+MEMENTO__HIDDEN void memento__guard_abandon(struct memento__tcache *tc);
+
+/* reclaim.c */
+
+/* Under the shard lock: e (guarded, READY, UNLINKED, out of any policy)
+ * waits in limbo for every guard that might have seen it to end. */
+MEMENTO__HIDDEN void memento__retire(struct memento__shard *shard, struct memento__entry *e);
+/* Under the shard lock: lets go of the limbo entries whose grace period
+ * has ended, and moves the global epoch on when it can. */
+MEMENTO__HIDDEN void memento__reclaim_limbo(struct memento__shard *shard);
+/* Drops one hold on a guarded entry; the last one makes it due. */
+MEMENTO__HIDDEN void memento__life_release(memento_cache *cache, struct memento__entry *e);
+/* Destroys every due object and frees its entry.  Outside every lock and
+ * every guard of cache (tc is this thread's record for it). */
+MEMENTO__HIDDEN void memento__reclaim_due(memento_cache *cache, struct memento__tcache *tc);
+
+/* One more hold on a guarded entry that something already holds (the
+ * table, a record, a guard in which it was found linked). */
+static inline void memento__life_hold(struct memento__entry *e)
+{
+	/* Relaxed: the hold being taken is ordered by what makes e safe to
+	 * reach now; its release is an acq_rel RMW. */
+	atomic_fetch_add_explicit(&memento__life_of(e)->refs, 1, memory_order_relaxed);
+}
+
+static inline void memento__reclaim_due_if_any(memento_cache *cache, struct memento__tcache *tc)
+{
+	/* Relaxed: only a hint; the drain's exchange is the acquire. */
+	if (tc != NULL && !memento__in_guard(tc) &&
+	    atomic_load_explicit(&cache->due, memory_order_relaxed) != NULL)
+		memento__reclaim_due(cache, tc);
+}
+
+/* options.c */
+
+/* The class options, checked, applied to cls (its per-shard state
+ * allocated).  0, -EINVAL or -ENOMEM. */
+MEMENTO__HIDDEN int memento__class_options_apply(memento_class *cls,
+                                                 const memento_class_options *options);
+/* Frees a class's per-shard state, and the records of the failures it
+ * still remembers.  No concurrency. */
+MEMENTO__HIDDEN void memento__class_options_free(memento_class *cls);
+
+/* freshness.c */
+
+/* The coarse monotonic clock, in ns (resolution: clock_getres of
+ * CLOCK_MONOTONIC_COARSE, a few ms). */
+MEMENTO__HIDDEN uint64_t memento__now(void);
+
+enum memento__freshness {
+	MEMENTO__FRESH,   /* return it */
+	MEMENTO__EXPIRED, /* never return it: replace it */
+	MEMENTO__STALE,   /* return it, but rebuild it first if no one is */
+};
+
+/* The slow half of memento__freshness_of: a class that expires or
+ * refreshes.  *now is read once if still 0. */
+MEMENTO__HIDDEN enum memento__freshness memento__freshness_timed(const memento_class *cls,
+                                                                 struct memento__entry *e,
+                                                                 uint64_t *now);
+
+/* A hit's check of a ready entry of cls: touches it for a bounded class,
+ * and says whether it may be returned. */
+static inline enum memento__freshness memento__freshness_of(const memento_class *cls,
+                                                            struct memento__entry *e,
+                                                            uint64_t *now)
+{
+	if (MEMENTO__LIKELY(!(cls->life & (MEMENTO__LIFE_BOUNDED | MEMENTO__LIFE_TIMED))))
+		return MEMENTO__FRESH;
+	if (cls->life & MEMENTO__LIFE_BOUNDED)
+		memento__policy_touch(&memento__life_of(e)->u.node);
+	if (!(cls->life & MEMENTO__LIFE_TIMED))
+		return MEMENTO__FRESH;
+	return memento__freshness_timed(cls, e, now);
+}
+
+/* Under the shard lock, e's creation failed with c->error: whether its
+ * class remembers it (then e stays linked, FAILED, until c->retry_at). */
+MEMENTO__HIDDEN bool memento__remember_failure(struct memento__creation *c);
+/* Under the shard lock: e, a remembered failure, leaves the table. */
+MEMENTO__HIDDEN void memento__remembered_drop(struct memento__shard *shard,
+                                              struct memento__entry *e);
+
+/* admit.c */
+
+/* Under the shard lock: a guarded entry just published.  Retires it if it
+ * was forgotten while created; else hands it to its class's policy, which
+ * may evict (counted in counters), and sweeps expired entries. */
+MEMENTO__HIDDEN void memento__admit(struct memento__shard *shard, memento_class *cls,
+                                    struct memento__entry *e,
+                                    struct memento__counters *counters);
+/* Under the shard lock: a linked, ready, guarded entry leaves the table
+ * (forgotten, expired or replaced) and is retired. */
+MEMENTO__HIDDEN void memento__drop(struct memento__shard *shard, memento_class *cls,
+                                   struct memento__entry *e);
+/* Under the shard lock: old, linked and ready, gives its key and its place
+ * in the policy to fresh (a refresh), and is retired; false if ck_hs did
+ * not find old's key (never, while old is linked). */
+MEMENTO__HIDDEN bool memento__replace(struct memento__shard *shard, memento_class *cls,
+                                      struct memento__entry *old, struct memento__entry *fresh,
+                                      uint64_t hash, struct memento__counters *counters);
+
+/* refresh.c */
+
+/* Under the shard lock: e (linked, ready, stale) is to be rebuilt by the
+ * caller, unless a get already does it: then false.  True: e is held for
+ * the caller, marked as being refreshed. */
+MEMENTO__HIDDEN bool memento__refresh_claim(struct memento__entry *e);
+/* The caller's create for a claimed refresh of e returned obj: it replaces
+ * e's object, or, if e left the table meanwhile, is retired at once.
+ * Returns the entry that holds obj, held for the caller (hold); NULL when
+ * out of memory (obj is then destroyed, e's object stays).  Drops the
+ * claim's hold on e. */
+MEMENTO__HIDDEN struct memento__entry *memento__refresh_publish(memento_class *cls,
+                                                               struct memento__entry *e,
+                                                               void *obj, uint64_t weight,
+                                                               uint64_t hash,
+                                                               struct memento__counters *counters);
+/* The caller's create for a claimed refresh of e failed: e's object stays,
+ * and the next refresh comes refresh_after from now.  Keeps the hold. */
+MEMENTO__HIDDEN void memento__refresh_fail(memento_class *cls, struct memento__entry *e);
+
+/* The class of index idx in cache, from any thread (class arrays are
+ * never freed before the cache). */
+static inline memento_class *memento__class_at(memento_cache *cache, uint32_t idx)
+{
+	/* Acquire: pairs with the release that published the array. */
+	return atomic_load_explicit(&cache->classes, memory_order_acquire)->at[idx];
 }
 
 #endif /* MEMENTO_INTERNAL_H */

@@ -34,6 +34,20 @@ int main()
 	void *a = nullptr, *b = nullptr;
 	if (memento_get(cls, &k, &a) != 0 || memento_get(cls, &k, &b) != 0 || a != b)
 		return 3;
+	memento_class_options opt = MEMENTO_CLASS_OPTIONS_INIT;
+	opt.lifetime = MEMENTO_LIFETIME_GUARDED;
+	opt.max_entries = 4;
+	memento_class_desc guarded_desc = { "cxx-guarded", key_fn, create_fn, destroy_fn, nullptr };
+	memento_class *guarded = nullptr;
+	if (memento_class_new_with(cache, &guarded_desc, &opt, &guarded) != 0)
+		return 5;
+	memento_ref *ref = nullptr;
+	if (memento_guard_enter(cache) != 0 || memento_get(guarded, &k, &a) != 0 ||
+	    memento_get_ref(guarded, &k, &ref) != 0 || memento_ref_object(ref) != a)
+		return 6;
+	memento_guard_leave(cache);
+	memento_ref_release(ref);
+	memento_cache_barrier(cache);
 	memento_cache_free(cache);
 	std::printf("C++ consumer: version %u\n", memento_version());
 	return memento_version() == MEMENTO_VERSION_NUMBER ? 0 : 4;

@@ -134,6 +134,32 @@ static inline memento_class *counting_class(memento_cache *cache, const char *na
 	return cls;
 }
 
+/* A counting class made with options (NULL: the defaults). */
+static inline memento_class *counting_class_with(memento_cache *cache, const char *name,
+                                                 struct counting *c,
+                                                 const memento_class_options *options)
+{
+	memento_class_desc desc = {
+		.name = name,
+		.key = counting_key,
+		.create = counting_create,
+		.destroy = counting_destroy,
+		.ctx = c,
+	};
+	memento_class *cls = NULL;
+	int rc = memento_class_new_with(cache, &desc, options, &cls);
+	cr_assert_eq(rc, 0, "memento_class_new_with: %s", memento_strerror(rc));
+	return cls;
+}
+
+/* Options of a guarded class with nothing else set. */
+static inline memento_class_options guarded_options(void)
+{
+	memento_class_options opt = MEMENTO_CLASS_OPTIONS_INIT;
+	opt.lifetime = MEMENTO_LIFETIME_GUARDED;
+	return opt;
+}
+
 static inline memento_cache *new_cache(void)
 {
 	memento_cache *cache = NULL;

@@ -18,9 +18,16 @@ Test(header, included_twice_and_consistent)
 	cr_assert(MEMENTO_SHARDS_DEFAULT >= 1 && MEMENTO_SHARDS_DEFAULT <= MEMENTO_SHARDS_MAX);
 	memento_cache_options opt = MEMENTO_CACHE_OPTIONS_INIT;
 	cr_assert_eq(opt.size, sizeof opt);
+	memento_class_options class_opt = MEMENTO_CLASS_OPTIONS_INIT;
+	cr_assert_eq(class_opt.size, sizeof class_opt);
+	cr_assert_eq(class_opt.lifetime, MEMENTO_LIFETIME_CACHE);
+	cr_assert_eq(class_opt.max_entries + class_opt.max_weight + class_opt.expire_after_ns +
+	                     class_opt.refresh_after_ns + class_opt.failure_ttl_ns,
+	             0);
+	cr_assert_null(class_opt.weigh);
 	int codes = 0;
 #define COUNT_CODE(code, text) codes += (code) > 0 && sizeof(text) > 1;
 	MEMENTO_ERRNO_MAP(COUNT_CODE)
 #undef COUNT_CODE
-	cr_assert_eq(codes, 10);
+	cr_assert_eq(codes, 11);
 }

@@ -73,7 +73,8 @@ int memento_cache_new_with(memento_cache **out, const memento_cache_options *opt
 	if (rc != 0)
 		return rc;
 
-	memento_cache *cache = memento__zalloc_with(&allocator, sizeof *cache, 0);
+	/* Aligned: its write-hot fields keep a line of their own. */
+	memento_cache *cache = memento__zalloc_with(&allocator, sizeof *cache, MEMENTO__CACHELINE);
 	if (cache == NULL)
 		return -ENOMEM;
 	cache->allocator = allocator;
@@ -144,32 +145,52 @@ memento_cache *memento_default_cache(void)
 
 /* ---- classes ----------------------------------------------------------------------- */
 
-/* Under class_lock. */
-static memento_class *class_named(memento_cache *cache, const char *name)
+/* Under class_lock: the current array, read without the acquire. */
+static struct memento__class_array *classes_locked(memento_cache *cache)
 {
-	for (uint32_t i = 0; i < cache->nclasses; i++)
-		if (strcmp(cache->classes[i]->name, name) == 0)
-			return cache->classes[i];
-	return NULL;
+	return atomic_load_explicit(&cache->classes, memory_order_relaxed);
+}
+
+static size_t class_array_size(uint32_t cap)
+{
+	return sizeof(struct memento__class_array) + cap * sizeof(memento_class *);
 }
 
 /* Under class_lock. */
-static int class_add(memento_cache *cache, const memento_class_desc *desc, memento_class **out)
+static memento_class *class_named(memento_cache *cache, const char *name)
 {
-	if (class_named(cache, desc->name) != NULL)
-		return -EEXIST;
-	if (cache->nclasses == MEMENTO_CLASSES_MAX)
-		return -ENOSPC;
-	if (cache->nclasses == cache->capclasses) {
-		uint32_t cap = cache->capclasses != 0 ? 2 * cache->capclasses : 8;
-		memento_class **grown = memento__grow(cache, cache->classes,
-		                                      cache->capclasses * sizeof *grown,
-		                                      cap * sizeof *grown);
-		if (grown == NULL)
-			return -ENOMEM;
-		cache->classes = grown;
-		cache->capclasses = cap;
-	}
+	struct memento__class_array *a = classes_locked(cache);
+	for (uint32_t i = 0; i < cache->nclasses; i++)
+		if (strcmp(a->at[i]->name, name) == 0)
+			return a->at[i];
+	return NULL;
+}
+
+/* Under class_lock: room for one more class.  A full array is replaced by
+ * one twice its size; the old one stays (memento__class_at). */
+static int classes_reserve(memento_cache *cache)
+{
+	struct memento__class_array *a = classes_locked(cache);
+	uint32_t cap = a != NULL ? a->cap : 0;
+	if (cache->nclasses < cap)
+		return 0;
+	uint32_t grown_cap = cap != 0 ? 2 * cap : 8;
+	struct memento__class_array *grown = memento__alloc(cache, class_array_size(grown_cap));
+	if (grown == NULL)
+		return -ENOMEM;
+	grown->older = a;
+	grown->cap = grown_cap;
+	if (a != NULL)
+		memcpy(grown->at, a->at, cap * sizeof *a->at);
+	/* Release: a reader that loads the array sees its pointers. */
+	atomic_store_explicit(&cache->classes, grown, memory_order_release);
+	return 0;
+}
+
+/* A class for desc, not yet in the cache (index: the one it will get). */
+static int class_make(memento_cache *cache, const memento_class_desc *desc,
+                      const memento_class_options *options, uint32_t index, memento_class **out)
+{
 	size_t name_size = strlen(desc->name) + 1;
 	memento_class *cls = memento__zalloc(cache, sizeof *cls, 0);
 	char *name = memento__alloc(cache, name_size);
@@ -185,24 +206,63 @@ static int class_add(memento_cache *cache, const memento_class_desc *desc, memen
 	cls->create = desc->create;
 	cls->destroy = desc->destroy;
 	cls->ctx = desc->ctx;
-	cls->index = cache->nclasses;
+	cls->index = index;
 	/* Each class hashes with its own seed: equal keys of two classes land
 	 * apart (the compare also checks the class). */
 	cls->seed = memento__class_seed(cache->seed, cls->index);
-	cache->classes[cache->nclasses++] = cls;
+	int rc = memento__class_options_apply(cls, options);
+	if (rc != 0) {
+		memento__free(cache, name, name_size);
+		memento__free(cache, cls, sizeof *cls);
+		return rc;
+	}
 	*out = cls;
 	return 0;
 }
 
-int memento_class_new(memento_cache *cache, const memento_class_desc *desc, memento_class **cls)
+static void class_free(memento_class *cls)
+{
+	memento_cache *cache = cls->cache;
+	memento__class_options_free(cls);
+	memento__free(cache, cls->name, strlen(cls->name) + 1);
+	memento__free(cache, cls, sizeof *cls);
+}
+
+/* Under class_lock. */
+static int class_add(memento_cache *cache, const memento_class_desc *desc,
+                     const memento_class_options *options, memento_class **out)
+{
+	if (class_named(cache, desc->name) != NULL)
+		return -EEXIST;
+	if (cache->nclasses == MEMENTO_CLASSES_MAX)
+		return -ENOSPC;
+	int rc = classes_reserve(cache);
+	if (rc == 0)
+		rc = class_make(cache, desc, options, cache->nclasses, out);
+	if (rc != 0)
+		return rc;
+	/* Entries of this class exist only after it is returned, so a reader
+	 * of its index always finds it: the caller's own publication orders
+	 * it (a get on the class came through the caller). */
+	classes_locked(cache)->at[cache->nclasses++] = *out;
+	return 0;
+}
+
+int memento_class_new_with(memento_cache *cache, const memento_class_desc *desc,
+                           const memento_class_options *options, memento_class **cls)
 {
 	if (cache == NULL || desc == NULL || cls == NULL || desc->name == NULL ||
 	    desc->key == NULL || desc->create == NULL)
 		return -EINVAL;
 	pthread_mutex_lock(&cache->class_lock);
-	int rc = class_add(cache, desc, cls);
+	int rc = class_add(cache, desc, options, cls);
 	pthread_mutex_unlock(&cache->class_lock);
 	return rc;
+}
+
+int memento_class_new(memento_cache *cache, const memento_class_desc *desc, memento_class **cls)
+{
+	return memento_class_new_with(cache, desc, NULL, cls);
 }
 
 int memento_class_find(memento_cache *cache, const char *name, memento_class **cls)
@@ -241,15 +301,26 @@ size_t memento_count(memento_cache *cache)
 }
 
 struct visit_item {
-	memento_class *cls; /* looked up from index after the walk */
+	memento_class *cls;
 	void *obj;
-	uint32_t index;
+	struct memento__entry *held; /* a guarded class's entry, held; else NULL */
 };
+
+/* Lets go of a snapshot's holds and its array. */
+static void snapshot_release(memento_cache *cache, struct visit_item *v, size_t n, size_t size)
+{
+	for (size_t k = 0; k < n; k++)
+		if (v[k].held != NULL)
+			memento__life_release(cache, v[k].held);
+	memento__free(cache, v, size);
+}
 
 /*
  * The ready objects of one shard, gathered in one read-side section so that
  * visit can run outside it: a visitor may block (a memento_get that waits),
- * and a section must not.  The objects stay valid until the cache is freed.
+ * and a section must not.  A never-reclaimed class's objects stay valid
+ * until the cache is freed; a guarded class's entry is held until its
+ * visit is over.  Expired objects are left out.
  */
 static int shard_snapshot(struct memento__shard *shard, struct memento__tcache *tc,
                           struct visit_item **items, size_t *n, size_t *size)
@@ -272,6 +343,11 @@ static int shard_snapshot(struct memento__shard *shard, struct memento__tcache *
 		uint32_t s = atomic_load_explicit(&e->state, memory_order_acquire);
 		if ((s & (MEMENTO__PHASE | MEMENTO__UNLINKED)) != MEMENTO__READY)
 			continue;
+		memento_class *cls = memento__class_at(cache, memento__cls_of(s));
+		uint64_t now = 0;
+		if ((cls->life & MEMENTO__LIFE_TIMED) &&
+		    memento__freshness_timed(cls, e, &now) == MEMENTO__EXPIRED)
+			continue;
 		if (len == cap) {
 			struct visit_item *grown =
 				memento__grow(cache, v, cap * sizeof *v, 2 * cap * sizeof *v);
@@ -282,19 +358,20 @@ static int shard_snapshot(struct memento__shard *shard, struct memento__tcache *
 			v = grown;
 			cap *= 2;
 		}
-		v[len++] = (struct visit_item){ NULL, e->u.obj, memento__entry_cls(e) };
+		struct memento__entry *held = NULL;
+		if (memento__guarded_of(s)) {
+			/* Found linked in this section: the table still holds it. */
+			memento__life_hold(e);
+			held = e;
+		}
+		v[len++] = (struct visit_item){ cls, e->u.obj, held };
 	}
 	MEMENTO__TSAN_RELEASE(&cache->epoch);
 	ck_epoch_end(&tc->epoch, NULL);
 	if (rc != 0) {
-		memento__free(cache, v, cap * sizeof *v);
+		snapshot_release(cache, v, len, cap * sizeof *v);
 		return rc;
 	}
-	/* The class array moves when it grows: read it under its lock. */
-	pthread_mutex_lock(&cache->class_lock);
-	for (size_t k = 0; k < len; k++)
-		v[k].cls = cache->classes[v[k].index];
-	pthread_mutex_unlock(&cache->class_lock);
 	*items = v;
 	*n = len;
 	*size = cap * sizeof *v;
@@ -317,8 +394,9 @@ int memento_foreach(memento_cache *cache, memento_visit_fn visit, void *ctx)
 			break;
 		for (size_t k = 0; k < n && rc == 0; k++)
 			rc = visit(items[k].cls, items[k].obj, ctx);
-		memento__free(cache, items, size);
+		snapshot_release(cache, items, n, size);
 	}
+	memento__reclaim_due_if_any(cache, tc);
 	return rc;
 }
 
@@ -431,12 +509,14 @@ static void cache_destroy(memento_cache *cache, unsigned int shards_ready)
 		memento__tcache_free(cache, tc);
 		tc = next;
 	}
-	for (uint32_t i = 0; i < cache->nclasses; i++) {
-		memento_class *cls = cache->classes[i];
-		memento__free(cache, cls->name, strlen(cls->name) + 1);
-		memento__free(cache, cls, sizeof *cls);
+	struct memento__class_array *a = classes_locked(cache);
+	for (uint32_t i = 0; i < cache->nclasses; i++)
+		class_free(a->at[i]);
+	while (a != NULL) {
+		struct memento__class_array *older = a->older;
+		memento__free(cache, a, class_array_size(a->cap));
+		a = older;
 	}
-	memento__free(cache, cache->classes, cache->capclasses * sizeof *cache->classes);
 	memento__free(cache, cache->shards, cache->nshards * sizeof *cache->shards);
 	pthread_mutex_destroy(&cache->class_lock);
 	memento_allocator allocator = cache->allocator;
@@ -456,7 +536,7 @@ void memento_cache_free(memento_cache *cache)
 	for (unsigned int i = 0; i < cache->nshards; i++)
 		memento__slab_walk(&cache->shards[i], collect_dying, &list);
 	for (struct dying *d = sort_newest_first(cache, list.head, list.n); d != NULL; d = d->next) {
-		const memento_class *cls = cache->classes[d->cls];
+		const memento_class *cls = classes_locked(cache)->at[d->cls];
 		if (cls->destroy != NULL)
 			cls->destroy(d->obj, cls->ctx);
 	}

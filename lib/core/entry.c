@@ -30,13 +30,14 @@ struct memento__creation *memento__creation_spare(struct memento__tcache *tc)
 	return tc->spare;
 }
 
-bool memento__creation_start(struct memento__shard *shard, const struct memento__entry *probe,
-                             uint64_t hash, struct memento__tcache *tc)
+bool memento__creation_start(struct memento__shard *shard, memento_class *cls,
+                             const struct memento__entry *probe, uint64_t hash,
+                             struct memento__tcache *tc)
 {
 	struct memento__creation *c = tc->spare;
 	uint32_t identity = atomic_load_explicit(&probe->state, memory_order_relaxed);
 	uint32_t len = memento__len_of(identity);
-	struct memento__entry *e = memento__slab_alloc(shard, memento__entry_size(len));
+	struct memento__entry *e = memento__slab_alloc(shard, memento__entry_size(identity));
 	if (e == NULL)
 		return false;
 	/* Word by word (keys are whole words): a memcpy here became an inline
@@ -49,6 +50,8 @@ bool memento__creation_start(struct memento__shard *shard, const struct memento_
 	atomic_init(&c->owner, tc->thread);
 	c->entry = e;
 	c->shard = shard;
+	c->cls = cls;
+	c->hash = hash;
 	atomic_init(&c->refs, 1); /* the creator's */
 	c->error = 0;
 	if (!memento__shard_insert(shard, e, hash)) {
@@ -79,22 +82,45 @@ struct memento__creation *memento__creation_join(struct memento__entry *e)
 	return c;
 }
 
+/*
+ * The last reference on c is gone: a ready entry keeps its object and lets
+ * go of the record (and of the record's hold on a guarded entry); a failed
+ * one, unlinked, is freed with its record once no reader can probe it.
+ * Returns whether that free still needs the shard lock, which the caller
+ * may hold.
+ */
+static bool creation_last_unref(struct memento__creation *c)
+{
+	struct memento__entry *e = c->entry;
+	uint32_t s = atomic_load_explicit(&e->state, memory_order_relaxed);
+	if ((s & MEMENTO__PHASE) != MEMENTO__READY)
+		return true;
+	memento_cache *cache = c->shard->cache;
+	creation_release(c);
+	if (memento__guarded_of(s))
+		memento__life_release(cache, e);
+	return false;
+}
+
 void memento__creation_unref(struct memento__creation *c)
 {
 	/* Acq_rel: every holder's reads of c happen before the free. */
 	if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
 		return;
-	struct memento__entry *e = c->entry;
-	if ((atomic_load_explicit(&e->state, memory_order_relaxed) & MEMENTO__PHASE) ==
-	    MEMENTO__READY) {
-		/* The entry keeps the object; nothing else can reach c. */
-		creation_release(c);
-		return;
+	if (creation_last_unref(c)) {
+		memento__shard_lock(c->shard);
+		memento__shard_defer_free(c->shard, c);
+		memento__shard_unlock(c->shard);
 	}
-	/* Failed, and unlinked: readers may still probe e. */
-	memento__shard_lock(c->shard);
-	memento__shard_defer_free(c->shard, c);
-	memento__shard_unlock(c->shard);
+}
+
+void memento__creation_unref_locked(struct memento__creation *c)
+{
+	/* Acq_rel: as above. */
+	if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	if (creation_last_unref(c))
+		memento__shard_defer_free(c->shard, c);
 }
 
 /*
@@ -124,18 +150,44 @@ static void entry_wake(struct memento__entry *e, uint32_t old)
 }
 
 /*
+ * A guarded entry's trailer, before it becomes ready: held by the table
+ * and by its record (the creator and waiters read the object through it,
+ * outside any guard for a memento_get_ref), plus the creator's hold.
+ */
+static void life_start(struct memento__creation *c, uint64_t weight, bool hold)
+{
+	struct memento__entry *e = c->entry;
+	struct memento__life *l = memento__life_of(e);
+	const memento_class *cls = c->cls;
+	atomic_init(&l->refs, 2u + (hold ? 1u : 0u));
+	l->key_words = memento__len_of(atomic_load_explicit(&e->state, memory_order_relaxed)) / 8;
+	l->shard = c->shard;
+	l->born = (cls->life & MEMENTO__LIFE_TIMED) ? memento__now() : 0;
+	atomic_init(&l->refresh_at,
+	            cls->refresh_after != 0 ? l->born + cls->refresh_after : UINT64_MAX >> 1);
+	l->u.node = (struct memento__policy_node){ .weight = weight, .hash = (uint32_t)c->hash };
+}
+
+/*
  * The owner's success.  Under the lock, because a joining waiter reads
  * e->u as the creation record while the phase is CREATING.  A forgotten
- * entry (UNLINKED) keeps its object all the same, until the cache is freed.
+ * entry (UNLINKED) of a never-reclaimed class keeps its object all the
+ * same, until the cache is freed; a guarded one goes to reclamation.
  */
-void memento__creation_publish(struct memento__creation *c, void *obj)
+void memento__creation_publish(struct memento__creation *c, void *obj, uint64_t weight,
+                               bool hold, struct memento__counters *counters)
 {
 	struct memento__entry *e = c->entry;
 	memento_cache *cache = c->shard->cache;
+	bool guarded = memento__guarded_of(atomic_load_explicit(&e->state, memory_order_relaxed));
 	memento__shard_lock(c->shard);
 	e->u.obj = obj;
 	e->seq = (uint32_t)atomic_fetch_add_explicit(&cache->next_seq, 1, memory_order_relaxed);
+	if (guarded)
+		life_start(c, weight, hold);
 	uint32_t old = entry_finish(c, MEMENTO__READY);
+	if (guarded)
+		memento__admit(c->shard, c->cls, e, counters);
 	memento__shard_unlock(c->shard);
 	entry_wake(e, old);
 	memento__creation_unref(c);
@@ -149,9 +201,10 @@ void memento__creation_fail(struct memento__creation *c, int err)
 {
 	struct memento__entry *e = c->entry;
 	memento__shard_lock(c->shard);
-	if (!(atomic_load_explicit(&e->state, memory_order_relaxed) & MEMENTO__UNLINKED))
-		memento__shard_unlink(c->shard, e);
 	c->error = err;
+	if (!(atomic_load_explicit(&e->state, memory_order_relaxed) & MEMENTO__UNLINKED) &&
+	    !memento__remember_failure(c))
+		memento__shard_unlink(c->shard, e);
 	uint32_t old = entry_finish(c, MEMENTO__FAILED);
 	memento__shard_unlock(c->shard);
 	entry_wake(e, old);

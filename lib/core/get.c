@@ -1,13 +1,18 @@
 /*
- * The get protocol (see DESIGN.md):
+ * The get protocol (docs/design.md):
  *
  *   key   = cls->key(args)            built in the thread's scratch buffer
  *   hash  = XXH3(key, class seed)     once
  *   this thread's front cache holds a ready entry for key -> return obj
- *   epoch section { ck_hs_get; READY -> keep in front, return obj }
+ *   epoch section (unless a guard holds one) { ck_hs_get; READY -> keep
+ *         in front, return obj }
  *   miss: shard lock { recheck; link a CREATING entry owned by this thread }
  *         create() outside every lock; publish or fail; wake the waiters
  *   CREATING seen: take a reference, leave the section, then sleep
+ *
+ * A guarded class's hits also check the object's age (expiry, refresh) and
+ * mark it used for its eviction policy; the shard lock settles what such a
+ * check finds (an expired object replaced, a stale one rebuilt by one get).
  *
  * SPDX-License-Identifier: BSD-2-Clause
  */
@@ -24,6 +29,7 @@ struct lookup {
 	struct memento__entry *probe; /* the key, laid out as an entry */
 	uint64_t hash;
 	unsigned char *heap_probe; /* when the scratch buffer was busy */
+	uint64_t now; /* the clock, once read (classes that expire or refresh) */
 };
 
 static void lookup_end(struct lookup *lk)
@@ -53,17 +59,25 @@ static int callback_result(int rc)
  * Builds the key of args; lookup_hash then hashes it.  On success the
  * caller must call lookup_end once it no longer needs lk->probe.  Always
  * inlined: it is most of the hit path, and lk then stays in registers.
+ * Outside a guard of its cache, a guarded class's lookup is refused
+ * (-EPERM) before its key callback runs, unless guard_free (a get that
+ * returns a counted reference).
  */
 static inline __attribute__((always_inline)) int lookup_begin(struct lookup *lk,
                                                               memento_class *cls,
-                                                              const void *args)
+                                                              const void *args,
+                                                              bool guard_free)
 {
 	lk->cls = cls;
 	lk->heap_probe = NULL;
 	lk->probe = NULL;
+	lk->now = 0;
 	lk->tc = memento__tcache_for(cls->cache);
 	if (MEMENTO__UNLIKELY(lk->tc == NULL))
 		return -ENOMEM;
+	if (MEMENTO__UNLIKELY(cls->life & MEMENTO__LIFE_GUARDED) && !guard_free &&
+	    !memento__in_guard(lk->tc))
+		return -EPERM;
 	lk->counters = memento__counters_for(lk->tc, cls->index);
 	if (MEMENTO__UNLIKELY(lk->counters == NULL))
 		return -ENOMEM;
@@ -91,7 +105,9 @@ static inline __attribute__((always_inline)) int lookup_begin(struct lookup *lk,
 		lookup_end(lk);
 		return rc;
 	}
-	atomic_store_explicit(&lk->probe->state, memento__identity(cls->index, key.len),
+	atomic_store_explicit(&lk->probe->state,
+	                      memento__identity(cls->index, key.len,
+	                                        cls->life & MEMENTO__LIFE_GUARDED),
 	                      memory_order_relaxed);
 	return 0;
 }
@@ -120,8 +136,10 @@ static struct memento__front_slot *front_slot(struct lookup *lk)
 
 /*
  * The probe's entry if this thread's front cache holds it, still ready and
- * not forgotten; else NULL.  No epoch section: a ready entry's memory lives
- * until memento_cache_free (see struct memento__front_slot).
+ * not forgotten; else NULL.  No epoch section: a never-reclaimed class's
+ * ready entry lives until memento_cache_free, and a guarded class's is in
+ * a slot only during the guard in which it was found linked, which keeps
+ * it (see struct memento__tcache).
  */
 static inline __attribute__((always_inline)) struct memento__entry *front_find(struct lookup *lk)
 {
@@ -144,46 +162,108 @@ static inline __attribute__((always_inline)) struct memento__entry *front_find(s
 	return e;
 }
 
-/* e, ready and found for the probe, replaces its front slot's entry. */
+/* e, ready and found for the probe, replaces its front slot's entry.  A
+ * guarded class's entry goes in only inside a guard, and leaves with it. */
 static void front_keep(struct lookup *lk, struct memento__entry *e)
 {
 	struct memento__front_slot *f = front_slot(lk);
+	uint64_t bit = (uint64_t)1 << (lk->hash % MEMENTO__FRONT_SLOTS);
+	if (lk->cls->life & MEMENTO__LIFE_GUARDED) {
+		if (!memento__in_guard(lk->tc))
+			return;
+		lk->tc->front_guarded |= bit;
+	} else {
+		lk->tc->front_guarded &= ~bit;
+	}
 	f->hash = lk->hash;
 	f->entry = e;
 }
 
-static void section_begin(struct lookup *lk)
+
+/* A read-side section for a lookup, unless a guard of the cache already
+ * holds one on this thread (then the entries found stay until it ends). */
+static bool section_begin(struct lookup *lk)
 {
+	if (memento__in_guard(lk->tc))
+		return false;
 	ck_epoch_begin(&lk->tc->epoch, NULL);
+	return true;
 }
 
-static void section_end(struct lookup *lk)
+static void section_end(struct lookup *lk, bool began)
 {
-	/* Pairs with the acquire in creation_reclaim (table.c). */
+	if (!began)
+		return;
+	/* Pairs with the acquires in creation_reclaim (table.c) and
+	 * memento__reclaim_limbo. */
 	MEMENTO__TSAN_RELEASE(&lk->cls->cache->epoch);
 	ck_epoch_end(&lk->tc->epoch, NULL);
 }
 
-static uint32_t phase_of(struct memento__entry *e)
+/* The entry's state word, acquired: pairs with the release that published
+ * its object or error. */
+static uint32_t state_of(struct memento__entry *e)
 {
-	/* Acquire: pairs with the release that published obj or error. */
-	return atomic_load_explicit(&e->state, memory_order_acquire) & MEMENTO__PHASE;
+	return atomic_load_explicit(&e->state, memory_order_acquire);
+}
+
+static uint64_t lookup_now(struct lookup *lk)
+{
+	if (lk->now == 0)
+		lk->now = memento__now();
+	return lk->now;
+}
+
+/* A hold for a memento_ref on e, found while something keeps it (a
+ * section, a guard, the lock, a record): only guarded entries count. */
+static void hold_for_ref(struct memento__entry *e)
+{
+	if (memento__guarded_of(atomic_load_explicit(&e->state, memory_order_relaxed)))
+		memento__life_hold(e);
 }
 
 enum claim {
-	CLAIM_READY,  /* found ready: the entry holds the object */
-	CLAIM_WAIT,   /* found creating: a reference on the creation is held */
-	CLAIM_CREATE, /* linked a new entry whose creation this thread owns */
+	CLAIM_READY,      /* found ready: the entry holds the object */
+	CLAIM_WAIT,       /* found creating: a reference on the creation is held */
+	CLAIM_CREATE,     /* linked a new entry whose creation this thread owns */
+	CLAIM_REFRESH,    /* found stale: this thread rebuilds it (entry held) */
+	CLAIM_REMEMBERED, /* found a failure its class remembers: its error */
 };
 
 /* What claim found or made. */
 struct claimed {
-	struct memento__entry *entry;       /* CLAIM_READY */
+	struct memento__entry *entry;       /* CLAIM_READY, CLAIM_REFRESH */
 	struct memento__creation *creation; /* CLAIM_WAIT, CLAIM_CREATE */
+	int error;                          /* CLAIM_REMEMBERED */
 };
 
-/* Under the shard lock: finds the entry for the probe, or links a new one. */
-static int claim(struct lookup *lk, struct claimed *out)
+/*
+ * Under the lock, e found ready: returns it, rebuilds it, or, expired,
+ * drops it (then NULL: the caller creates anew).
+ */
+static int claim_ready(struct lookup *lk, struct memento__shard *shard, struct memento__entry *e,
+                       bool hold, struct claimed *out)
+{
+	memento_class *cls = lk->cls;
+	enum memento__freshness f = MEMENTO__FRESH;
+	if (cls->life & MEMENTO__LIFE_TIMED)
+		f = memento__freshness_timed(cls, e, &lk->now);
+	if (f == MEMENTO__EXPIRED) {
+		memento__drop(shard, cls, e);
+		memento__count(lk->counters, MEMENTO__EXPIRATIONS);
+		return -ENOENT;
+	}
+	out->entry = e;
+	if (f == MEMENTO__STALE && memento__refresh_claim(e))
+		return CLAIM_REFRESH;
+	if (hold)
+		hold_for_ref(e);
+	return CLAIM_READY;
+}
+
+/* Under the shard lock: finds the entry for the probe, or links a new one.
+ * hold: a ready entry found is held for a memento_ref. */
+static int claim(struct lookup *lk, bool hold, struct claimed *out)
 {
 	struct memento__thread *self = lk->tc->thread;
 	/* The record a creation needs comes before the lock, so that the
@@ -197,19 +277,34 @@ static int claim(struct lookup *lk, struct claimed *out)
 	memento__shard_lock(shard);
 	/* The lock excludes frees of this shard's entries: no section needed. */
 	struct memento__entry *e = ck_hs_get(&shard->hs, lk->hash, lk->probe);
-	if (e == NULL) {
-		rc = memento__creation_start(shard, lk->probe, lk->hash, lk->tc) ? CLAIM_CREATE
-		                                                                     : -ENOMEM;
-		out->creation = record;
-	} else if (phase_of(e) == MEMENTO__READY) {
-		rc = CLAIM_READY;
-		out->entry = e;
-	} else if (atomic_load_explicit(&e->u.creation->owner, memory_order_relaxed) == self) {
-		rc = -EDEADLK; /* recursion: this thread is creating this key */
-	} else {
-		out->creation = memento__creation_join(e);
-		rc = CLAIM_WAIT;
+	if (e != NULL) {
+		uint32_t phase = atomic_load_explicit(&e->state, memory_order_relaxed) & MEMENTO__PHASE;
+		if (phase == MEMENTO__READY) {
+			rc = claim_ready(lk, shard, e, hold, out);
+			if (rc != -ENOENT)
+				goto unlock;
+		} else if (phase == MEMENTO__FAILED) {
+			/* Linked and failed: a failure the class remembers. */
+			struct memento__creation *c = e->u.creation;
+			if (lookup_now(lk) < c->retry_at) {
+				out->error = c->error;
+				rc = CLAIM_REMEMBERED;
+				goto unlock;
+			}
+			memento__remembered_drop(shard, e);
+		} else if (atomic_load_explicit(&e->u.creation->owner, memory_order_relaxed) == self) {
+			rc = -EDEADLK; /* recursion: this thread is creating this key */
+			goto unlock;
+		} else {
+			out->creation = memento__creation_join(e);
+			rc = CLAIM_WAIT;
+			goto unlock;
+		}
 	}
+	rc = memento__creation_start(shard, lk->cls, lk->probe, lk->hash, lk->tc) ? CLAIM_CREATE
+	                                                                         : -ENOMEM;
+	out->creation = record;
+unlock:
 	memento__shard_unlock(shard);
 	return rc;
 }
@@ -237,9 +332,20 @@ static int call_create(memento_class *cls, const void *args, void **made)
 	return callback_result(cls->create(made, args, cls->ctx));
 }
 
-/* This thread owns the creation: run create outside every lock and settle it. */
+/* The weight a weighted class's policy counts for obj (at least 1). */
+static uint64_t weight_of(const memento_class *cls, const void *obj)
+{
+	if (cls->weigh == NULL)
+		return 1;
+	uint64_t w = cls->weigh(obj, cls->ctx);
+	return w != 0 ? w : 1;
+}
+
+/* This thread owns the creation: run create outside every lock and settle
+ * it.  hold: the entry is held for a memento_ref. */
 static int create_and_settle(memento_class *cls, struct memento__counters *counters,
-                             struct memento__creation *record, const void *args, void **obj)
+                             struct memento__creation *record, const void *args, bool hold,
+                             struct memento__entry **out)
 {
 	struct creation c = { .record = record, .counters = counters };
 	void *made = NULL;
@@ -251,8 +357,11 @@ static int create_and_settle(memento_class *cls, struct memento__counters *count
 	pthread_cleanup_pop(0);
 
 	if (rc == 0) {
-		memento__creation_publish(record, made);
-		*obj = made;
+		/* Read before publish: it may let go of the record. */
+		struct memento__entry *e = record->entry;
+		memento__creation_publish(record, made, weight_of(cls, made),
+		                          hold && (cls->life & MEMENTO__LIFE_GUARDED), counters);
+		*out = e;
 	} else {
 		memento__count(counters, MEMENTO__FAILURES);
 		memento__creation_fail(record, rc);
@@ -260,10 +369,12 @@ static int create_and_settle(memento_class *cls, struct memento__counters *count
 	return rc;
 }
 
-/* Holding a reference on another thread's creation: wait and share its outcome. */
+/* Holding a reference on another thread's creation: wait and share its
+ * outcome.  The record keeps the entry while it is read (and held, for a
+ * memento_ref). */
 static int wait_and_share(struct memento__thread *self, struct memento__counters *counters,
                           struct memento__creation *c, const struct timespec *deadline,
-                          void **obj)
+                          bool hold, struct memento__entry **out)
 {
 	int rc = memento__wait_begin(self, c);
 	if (rc == -EDEADLK) {
@@ -273,13 +384,67 @@ static int wait_and_share(struct memento__thread *self, struct memento__counters
 		memento__count(counters, MEMENTO__WAITS);
 		rc = memento__creation_wait(c, deadline, &timed_out);
 		memento__wait_end(self);
-		if (rc == 0)
-			*obj = c->entry->u.obj; /* ready: the entry lives with the cache */
-		else if (timed_out)
+		if (rc == 0) {
+			*out = c->entry;
+			if (hold)
+				hold_for_ref(c->entry);
+		} else if (timed_out) {
 			memento__count(counters, MEMENTO__TIMEOUTS);
+		}
 	}
 	memento__creation_unref(c);
 	return rc;
+}
+
+/* What a dying refresher's cleanup handler needs. */
+struct refresh {
+	memento_class *cls;
+	struct memento__entry *entry;
+	struct memento__counters *counters;
+};
+
+static void refresher_died(void *arg)
+{
+	struct refresh *r = arg;
+	memento__count(r->counters, MEMENTO__FAILURES);
+	memento__refresh_fail(r->cls, r->entry);
+	memento__life_release(r->cls->cache, r->entry);
+}
+
+/*
+ * This thread claimed the refresh of e, which it holds: rebuilds the object
+ * outside every lock and returns the new one's entry, or e's after a failure
+ * (counted, and retried refresh_after later).  hold: the entry returned
+ * stays held, for a memento_ref; else the hold goes (the caller's guard
+ * keeps the entry).
+ */
+static void refresh_and_settle(struct lookup *lk, const void *args, struct memento__entry *e,
+                               bool hold, struct memento__entry **out)
+{
+	memento_class *cls = lk->cls;
+	struct refresh r = { cls, e, lk->counters };
+	void *made = NULL;
+	int rc;
+
+	memento__count(lk->counters, MEMENTO__CREATIONS);
+	pthread_cleanup_push(refresher_died, &r);
+	rc = call_create(cls, args, &made);
+	pthread_cleanup_pop(0);
+
+	struct memento__entry *got = NULL;
+	if (rc == 0)
+		got = memento__refresh_publish(cls, e, made, weight_of(cls, made), lk->hash,
+		                               lk->counters);
+	else
+		memento__count(lk->counters, MEMENTO__FAILURES);
+	if (got == NULL) {
+		if (rc != 0)
+			memento__refresh_fail(cls, e);
+		got = e;
+	}
+	if (!hold)
+		memento__life_release(cls->cache, got);
+	*out = got;
 }
 
 static bool deadline_valid(const struct timespec *deadline)
@@ -287,56 +452,88 @@ static bool deadline_valid(const struct timespec *deadline)
 	return deadline == NULL || (deadline->tv_nsec >= 0 && deadline->tv_nsec < 1000000000L);
 }
 
-/* memento_get and memento_get_until, each with its own inlined copy. */
+/*
+ * The protocol behind memento_get, memento_get_until and memento_get_ref,
+ * each with its own inlined copy: *out gets the entry that holds the
+ * object.  hold: a get that returns a counted reference (works outside a
+ * guard; a guarded entry returned is held).
+ */
 static inline __attribute__((always_inline)) int get(memento_class *cls, const void *args,
-                                                     void **obj,
-                                                     const struct timespec *deadline)
+                                                     const struct timespec *deadline,
+                                                     bool hold, struct memento__entry **out)
 {
-	if (MEMENTO__UNLIKELY(cls == NULL || obj == NULL))
-		return -EINVAL;
 	struct lookup lk;
-	int rc = lookup_begin(&lk, cls, args);
+	int rc = lookup_begin(&lk, cls, args, hold);
 	if (MEMENTO__UNLIKELY(rc != 0))
 		return rc;
 
 	lookup_hash(&lk);
 	struct memento__entry *e = front_find(&lk);
 	if (MEMENTO__LIKELY(e != NULL)) {
-		lookup_end(&lk);
-		memento__count(lk.counters, MEMENTO__HITS);
-		*obj = e->u.obj;
-		return 0;
+		if (MEMENTO__LIKELY(memento__freshness_of(cls, e, &lk.now) == MEMENTO__FRESH)) {
+			lookup_end(&lk);
+			memento__count(lk.counters, MEMENTO__HITS);
+			if (hold)
+				hold_for_ref(e); /* in the front: this guard keeps it */
+			*out = e;
+			return 0;
+		}
+		/* Expired or stale: the shard lock settles it. */
+	} else {
+		bool began = section_begin(&lk);
+		e = ck_hs_get(&lookup_shard(&lk)->hs, lk.hash, lk.probe);
+		if (MEMENTO__LIKELY(e != NULL)) {
+			uint32_t s = state_of(e);
+			if (MEMENTO__LIKELY((s & MEMENTO__PHASE) == MEMENTO__READY) &&
+			    MEMENTO__LIKELY(memento__freshness_of(cls, e, &lk.now) ==
+			                    MEMENTO__FRESH)) {
+				if (hold)
+					hold_for_ref(e);
+				section_end(&lk, began);
+				front_keep(&lk, e);
+				lookup_end(&lk);
+				memento__count(lk.counters, MEMENTO__HITS);
+				*out = e;
+				return 0;
+			}
+			if ((s & (MEMENTO__PHASE | MEMENTO__UNLINKED)) == MEMENTO__FAILED &&
+			    lookup_now(&lk) < e->u.creation->retry_at) {
+				/* A failure its class remembers: no create, no lock. */
+				rc = e->u.creation->error;
+				section_end(&lk, began);
+				lookup_end(&lk);
+				memento__count(lk.counters, MEMENTO__MISSES);
+				return rc;
+			}
+		}
+		section_end(&lk, began);
 	}
 
-	section_begin(&lk);
-	e = ck_hs_get(&lookup_shard(&lk)->hs, lk.hash, lk.probe);
-	if (MEMENTO__LIKELY(e != NULL) && MEMENTO__LIKELY(phase_of(e) == MEMENTO__READY)) {
-		section_end(&lk);
-		front_keep(&lk, e);
-		lookup_end(&lk);
-		memento__count(lk.counters, MEMENTO__HITS);
-		*obj = e->u.obj; /* ready: the entry lives with the cache */
-		return 0;
-	}
-	section_end(&lk);
-
-	/* Everything but a ready hit is settled under the shard lock. */
+	/* Everything but a fresh hit is settled under the shard lock. */
 	struct claimed got;
-	rc = claim(&lk, &got);
+	rc = claim(&lk, hold, &got);
 	lookup_end(&lk); /* the key now lives in the entry, if it was needed */
-	if (rc == CLAIM_READY) {
+	switch (rc) {
+	case CLAIM_READY:
 		front_keep(&lk, got.entry);
 		memento__count(lk.counters, MEMENTO__HITS);
-		*obj = got.entry->u.obj;
+		*out = got.entry;
 		return 0;
-	}
-	memento__count(lk.counters, MEMENTO__MISSES);
-	switch (rc) {
+	case CLAIM_REFRESH:
+		memento__count(lk.counters, MEMENTO__HITS);
+		refresh_and_settle(&lk, args, got.entry, hold, out);
+		return 0;
+	case CLAIM_REMEMBERED:
+		memento__count(lk.counters, MEMENTO__MISSES);
+		return got.error;
 	case CLAIM_CREATE:
-		return create_and_settle(cls, lk.counters, got.creation, args, obj);
+		memento__count(lk.counters, MEMENTO__MISSES);
+		return create_and_settle(cls, lk.counters, got.creation, args, hold, out);
 	case CLAIM_WAIT:
-		return wait_and_share(lk.tc->thread, lk.counters, got.creation, deadline, obj);
+		memento__count(lk.counters, MEMENTO__MISSES);
+		return wait_and_share(lk.tc->thread, lk.counters, got.creation, deadline, hold, out);
 	default:
+		memento__count(lk.counters, MEMENTO__MISSES);
 		if (rc == -EDEADLK)
 			memento__count(lk.counters, MEMENTO__DEADLOCKS);
 		return rc;
@@ -345,15 +542,38 @@ static inline __attribute__((always_inline)) int get(memento_class *cls, const v
 
 int memento_get(memento_class *cls, const void *args, void **obj)
 {
-	return get(cls, args, obj, NULL);
+	if (MEMENTO__UNLIKELY(cls == NULL || obj == NULL))
+		return -EINVAL;
+	struct memento__entry *e;
+	int rc = get(cls, args, NULL, false, &e);
+	if (MEMENTO__LIKELY(rc == 0))
+		*obj = e->u.obj;
+	return rc;
 }
 
 int memento_get_until(memento_class *cls, const void *args, void **obj,
                       const struct timespec *deadline)
 {
-	if (!deadline_valid(deadline))
+	if (cls == NULL || obj == NULL || !deadline_valid(deadline))
 		return -EINVAL;
-	return get(cls, args, obj, deadline);
+	struct memento__entry *e;
+	int rc = get(cls, args, deadline, false, &e);
+	if (rc == 0)
+		*obj = e->u.obj;
+	return rc;
+}
+
+int memento_get_ref(memento_class *cls, const void *args, memento_ref **ref)
+{
+	if (cls == NULL || ref == NULL)
+		return -EINVAL;
+	struct memento__entry *e;
+	int rc = get(cls, args, NULL, true, &e);
+	if (rc == 0)
+		*ref = (memento_ref *)(void *)e;
+	/* Outside a guard, this call is a place where due objects go. */
+	memento__reclaim_due_if_any(cls->cache, memento__tcache_last(cls->cache));
+	return rc;
 }
 
 int memento_peek(memento_class *cls, const void *args, void **obj)
@@ -361,23 +581,28 @@ int memento_peek(memento_class *cls, const void *args, void **obj)
 	if (cls == NULL || obj == NULL)
 		return -EINVAL;
 	struct lookup lk;
-	int rc = lookup_begin(&lk, cls, args);
+	int rc = lookup_begin(&lk, cls, args, false);
 	if (rc != 0)
 		return rc;
 
 	lookup_hash(&lk);
 	struct memento__entry *e = front_find(&lk);
 	uint32_t phase = MEMENTO__READY;
-	if (e == NULL) {
-		section_begin(&lk);
+	bool began = false, from_table = e == NULL;
+	if (from_table) {
+		began = section_begin(&lk);
 		e = ck_hs_get(&lookup_shard(&lk)->hs, lk.hash, lk.probe);
-		phase = e != NULL ? phase_of(e) : 0;
-		section_end(&lk);
-		if (phase == MEMENTO__READY)
-			front_keep(&lk, e);
+		phase = e != NULL ? state_of(e) & MEMENTO__PHASE : 0;
 	}
-	/* Ready: the entry lives with the cache, outside any section. */
+	/* A stale object is returned, not rebuilt: a peek never creates. */
+	if (phase == MEMENTO__READY &&
+	    memento__freshness_of(cls, e, &lk.now) == MEMENTO__EXPIRED)
+		phase = 0;
+	/* Ready: the entry lives with the cache, or with the caller's guard. */
 	void *found = phase == MEMENTO__READY ? e->u.obj : NULL;
+	section_end(&lk, began);
+	if (from_table && phase == MEMENTO__READY)
+		front_keep(&lk, e);
 	lookup_end(&lk);
 
 	switch (phase) {
@@ -388,7 +613,7 @@ int memento_peek(memento_class *cls, const void *args, void **obj)
 	case MEMENTO__CREATING:
 		return -EINPROGRESS;
 	default:
-		return -ENOENT; /* absent, or a failed entry on its way out */
+		return -ENOENT; /* absent, expired, or failed */
 	}
 }
 
@@ -397,7 +622,7 @@ int memento_forget(memento_class *cls, const void *args)
 	if (cls == NULL)
 		return -EINVAL;
 	struct lookup lk;
-	int rc = lookup_begin(&lk, cls, args);
+	int rc = lookup_begin(&lk, cls, args, true);
 	if (rc != 0)
 		return rc;
 
@@ -405,11 +630,19 @@ int memento_forget(memento_class *cls, const void *args)
 	struct memento__shard *shard = lookup_shard(&lk);
 	memento__shard_lock(shard);
 	struct memento__entry *e = ck_hs_get(&shard->hs, lk.hash, lk.probe);
-	if (e == NULL)
+	if (e == NULL) {
 		rc = -ENOENT;
-	else /* the entry, and its object once ready, stay until cache_free */
-		memento__shard_unlink(shard, e);
+	} else {
+		uint32_t phase = atomic_load_explicit(&e->state, memory_order_relaxed) & MEMENTO__PHASE;
+		if (phase == MEMENTO__FAILED)
+			memento__remembered_drop(shard, e);
+		else if (phase == MEMENTO__READY && (cls->life & MEMENTO__LIFE_GUARDED))
+			memento__drop(shard, cls, e); /* destroyed once no guard or ref sees it */
+		else /* kept until cache_free, or, in flight, retired when published */
+			memento__shard_unlink(shard, e);
+	}
 	memento__shard_unlock(shard);
 	lookup_end(&lk);
+	memento__reclaim_due_if_any(cls->cache, lk.tc);
 	return rc;
 }

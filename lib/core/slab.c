@@ -1,13 +1,15 @@
 /*
  * A shard's entries live in its slab: chunks of the cache's allocator,
  * filled front to back, entries packed at 8-byte steps with no per-entry
- * header.  A freed entry (a failed creation, after its grace period) goes on
- * a free list for its exact size, so the walk below can still step over it
- * by its len.  An entry larger than MEMENTO__SLAB_SMALL_MAX gets a chunk of
- * its own, freed with it.  Ready entries are never freed before the cache
- * is: forgotten objects stay valid until memento_cache_free, and each
- * thread's front cache (get.c) keeps pointers to ready entries, forgotten
- * or not, with no epoch section to protect them.
+ * header.  A freed entry goes on a free list for its exact size, keeping its
+ * identity bits, so the walk below can still step over it.  An entry larger
+ * than MEMENTO__SLAB_SMALL_MAX gets a chunk of its own, freed with it.
+ * Freed are: failed creations, after their grace period, and a guarded
+ * class's entries once their objects were destroyed (lifetime/).  Other
+ * ready entries are never freed before the cache is: their objects stay
+ * valid until memento_cache_free, and each thread's front cache (get.c)
+ * keeps pointers to them, forgotten or not, with no epoch section to
+ * protect them.
  *
  * Everything here runs under the shard lock, or with no other thread left
  * (memento_cache_free).
@@ -99,10 +101,11 @@ struct memento__entry *memento__slab_alloc(struct memento__shard *shard, size_t 
 
 void memento__slab_free(struct memento__shard *shard, struct memento__entry *e)
 {
-	/* Only an entry that never became ready: front caches may hold those. */
+	/* Never a ready entry: front caches may hold those (a guarded one is
+	 * marked dead first, once no guard or reference can see it). */
 	assert((atomic_load_explicit(&e->state, memory_order_relaxed) & MEMENTO__PHASE) !=
 	       MEMENTO__READY);
-	size_t size = memento__entry_size(memento__entry_len(e));
+	size_t size = memento__entry_size(atomic_load_explicit(&e->state, memory_order_relaxed));
 	if (size > MEMENTO__SLAB_SMALL_MAX) {
 		chunk_free(shard, MEMENTO__CONTAINER(e, struct memento__chunk, data));
 		return;
@@ -125,7 +128,8 @@ void memento__slab_walk(struct memento__shard *shard,
 		size_t at = 0;
 		while (at < c->used) {
 			struct memento__entry *e = (struct memento__entry *)(void *)(c->data + at);
-			at += memento__entry_size(memento__entry_len(e)); /* before visit may reuse e */
+			/* Before visit may reuse e. */
+			at += memento__entry_size(atomic_load_explicit(&e->state, memory_order_relaxed));
 			visit(e, ctx);
 		}
 	}

@@ -80,6 +80,10 @@ void memento__stats_sum(const memento_class *cls, memento_stats *out)
 		.waits = sum[MEMENTO__WAITS],
 		.timeouts = sum[MEMENTO__TIMEOUTS],
 		.deadlocks = sum[MEMENTO__DEADLOCKS],
+		.evictions = sum[MEMENTO__EVICTIONS],
+		.expirations = sum[MEMENTO__EXPIRATIONS],
+		.refreshes = sum[MEMENTO__REFRESHES],
+		.destroyed = sum[MEMENTO__DESTROYED],
 	};
 }
 

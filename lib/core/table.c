@@ -183,6 +183,7 @@ void memento__shard_unlock(struct memento__shard *shard)
 	/* Reclaim what earlier grace periods released; never waits for readers. */
 	if (shard->writer.n_pending != 0)
 		ck_epoch_poll(&shard->writer);
+	memento__reclaim_limbo(shard);
 	writing_shard = NULL;
 	pthread_mutex_unlock(&shard->lock);
 }

@@ -219,6 +219,9 @@ static void thread_exit(void *arg)
 		if (!registry_has(t->slots[i].cache_id))
 			continue; /* freed with its cache */
 		struct memento__tcache *tc = t->slots[i].tc;
+		/* A thread that exits inside a guard leaves it. */
+		if (memento__in_guard(tc))
+			memento__guard_abandon(tc);
 		/* A reader record defers nothing, so no barrier is needed. */
 		ck_epoch_unregister(&tc->epoch);
 		tc->thread = NULL;
@@ -241,8 +244,7 @@ static void thread_exit(void *arg)
  */
 static void tcache_abandon(struct memento__tcache *tc)
 {
-	while (ck_pr_load_uint(&tc->epoch.active) != 0)
-		ck_epoch_end(&tc->epoch, NULL);
+	memento__guard_abandon(tc);
 	ck_epoch_unregister(&tc->epoch);
 	tc->thread = NULL;
 }
