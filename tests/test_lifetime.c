@@ -499,3 +499,135 @@ Test(lifetime, get_and_forget_cycles_keep_memory_flat)
 	memento_cache_free(cache);
 	cr_assert_eq(atomic_load(&hook.live_blocks), 0);
 }
+
+/* ---- readers that sleep inside guards, against every kind of removal ----------------- */
+
+struct race {
+	memento_cache *cache;
+	memento_class *cls;      /* bounded, refreshed and expiring */
+	memento_class *expiring; /* expiring fast, unbounded */
+	atomic_bool stop;
+	atomic_long checked; /* objects re-checked alive at the end of a guard */
+};
+
+static uint64_t next_random(uint64_t *state)
+{
+	*state ^= *state << 13;
+	*state ^= *state >> 7;
+	*state ^= *state << 17;
+	return *state;
+}
+
+static void *reader(int index, void *data)
+{
+	struct race *r = data;
+	uint64_t rnd = 0x9E3779B97F4A7C15ull * (uint64_t)(index + 1);
+	memento_ref *kept[4] = { 0 };
+	while (!atomic_load(&r->stop)) {
+		struct obj *got[8];
+		int n = 1 + (int)(next_random(&rnd) % 8);
+		cr_assert_eq(memento_guard_enter(r->cache), 0);
+		for (int i = 0; i < n; i++) {
+			uint64_t pick = next_random(&rnd);
+			memento_class *cls = pick % 3 == 0 ? r->expiring : r->cls;
+			/* Half the gets on a hot 32: old enough to refresh. */
+			got[i] = guarded_get(cls, (pick >> 8) % (pick % 2 ? 32 : 256));
+		}
+		if (next_random(&rnd) % 4 == 0) {
+			struct timespec nap = { 0, (long)(next_random(&rnd) % 2000000) };
+			nanosleep(&nap, NULL); /* removals and reclaims go on meanwhile */
+		}
+		for (int i = 0; i < n; i++)
+			cr_assert_eq(got[i]->magic, OBJ_MAGIC, "destroyed while a guard held it");
+		atomic_fetch_add(&r->checked, n);
+		memento_guard_leave(r->cache);
+
+		/* References held across guards, released now and then. */
+		int slot = (int)(next_random(&rnd) % 4);
+		if (kept[slot] != NULL) {
+			cr_assert_eq(((struct obj *)memento_ref_object(kept[slot]))->magic, OBJ_MAGIC,
+			             "destroyed while a reference held it");
+			memento_ref_release(kept[slot]);
+			kept[slot] = NULL;
+		} else {
+			struct args a = args_of(next_random(&rnd) % 256);
+			cr_assert_eq(memento_get_ref(r->cls, &a, &kept[slot]), 0);
+		}
+	}
+	for (int i = 0; i < 4; i++)
+		memento_ref_release(kept[i]);
+	return NULL;
+}
+
+static void *remover(int index, void *data)
+{
+	struct race *r = data;
+	uint64_t rnd = 0xD1B54A32D192ED03ull * (uint64_t)(index + 1);
+	while (!atomic_load(&r->stop)) {
+		uint64_t pick = next_random(&rnd);
+		struct args a = args_of((pick >> 8) % 256);
+		int rc = memento_forget(pick % 3 == 0 ? r->expiring : r->cls, &a);
+		cr_assert(rc == 0 || rc == -ENOENT);
+		if (next_random(&rnd) % 64 == 0)
+			memento_cache_barrier(r->cache);
+	}
+	return NULL;
+}
+
+static void *race_driver(int index, void *data)
+{
+	return index < 2 ? remover(index, data) : reader(index, data);
+}
+
+static void *race_timer(void *data)
+{
+	struct race *r = data;
+	sleep_ms(1500);
+	atomic_store(&r->stop, true);
+	return NULL;
+}
+
+Test(lifetime, readers_sleeping_in_guards_never_see_an_object_destroyed)
+{
+	memento_cache_options co = MEMENTO_CACHE_OPTIONS_INIT;
+	co.shards = 4;
+	memento_cache *cache;
+	cr_assert_eq(memento_cache_new_with(&cache, &co), 0);
+	static struct counting c;
+	memento_class_options o = guarded_options();
+	o.max_entries = 64;       /* evictions */
+	o.expire_after_ns = 30000000;  /* expirations */
+	o.refresh_after_ns = 10000000; /* replacements */
+	memento_class *cls = counting_class_with(cache, "raced", &c, &o);
+	memento_class_options fast = guarded_options();
+	fast.expire_after_ns = 5000000;
+	memento_class *expiring = counting_class_with(cache, "expiring", &c, &fast);
+	struct race r = { .cache = cache, .cls = cls, .expiring = expiring };
+	pthread_t timer;
+	cr_assert_eq(pthread_create(&timer, NULL, race_timer, &r), 0);
+	crowd_run(10, race_driver, &r, NULL);
+	pthread_join(timer, NULL);
+
+	memento_cache_barrier(cache);
+	memento_stats st = stats_of(cls), st2 = stats_of(expiring);
+	st.creations += st2.creations;
+	st.evictions += st2.evictions;
+	st.expirations += st2.expirations;
+	st.refreshes += st2.refreshes;
+	st.destroyed += st2.destroyed;
+	st.failures += st2.failures;
+	cr_log_info("%ld objects re-checked; %llu creations, %llu evictions, %llu expirations, "
+	            "%llu refreshes, %llu destroyed",
+	            atomic_load(&r.checked), (unsigned long long)st.creations,
+	            (unsigned long long)st.evictions, (unsigned long long)st.expirations,
+	            (unsigned long long)st.refreshes, (unsigned long long)st.destroyed);
+	cr_assert_gt(st.evictions, 0);
+	cr_assert_gt(st.refreshes, 0);
+	cr_assert_gt(st.expirations, 0);
+	cr_assert_eq(st.failures, 0);
+	cr_assert_eq(st.creations, memento_count(cache) + st.destroyed,
+	             "once quiet: creations = live + destroyed");
+	cr_assert_eq((uint64_t)atomic_load(&c.destroys), st.destroyed);
+	memento_cache_free(cache);
+	cr_assert_eq((uint64_t)atomic_load(&c.destroys), st.creations, "each destroyed once");
+}
