@@ -219,6 +219,49 @@ Test(freshness, a_stale_object_is_rebuilt_by_one_get_while_the_others_get_it_at_
 	cr_assert_eq(atomic_load(&counts.destroys), 1);
 }
 
+struct stale_crowd {
+	memento_class *cls;
+	pthread_barrier_t start;
+	uint64_t key;
+	int first;            /* the serial of the key's first object */
+	atomic_int refreshed; /* gets that returned the rebuilt object */
+};
+
+static void *get_stale_after_barrier(int index, void *data)
+{
+	(void)index;
+	struct stale_crowd *c = data;
+	cr_assert_eq(memento_guard_enter(cache), 0);
+	pthread_barrier_wait(&c->start);
+	if (must_get(c->cls, c->key)->serial != c->first)
+		atomic_fetch_add(&c->refreshed, 1);
+	memento_guard_leave(cache);
+	return NULL;
+}
+
+Test(freshness, many_gets_of_a_stale_key_at_once_refresh_it_once)
+{
+	memento_class *cls = timed_class(0, 20);
+	enum { THREADS = 8, ROUNDS = 30 };
+	for (int round = 0; round < ROUNDS; round++) {
+		struct stale_crowd c = { .cls = cls, .key = 1000 + (uint64_t)round };
+		int before = atomic_load(&counts.creations);
+		counts.sleep_ms = 0;
+		cr_assert_eq(memento_guard_enter(cache), 0);
+		c.first = must_get(cls, c.key)->serial;
+		cr_assert_eq(c.first, before + 1);
+		memento_guard_leave(cache);
+		sleep_ms(30);
+		counts.sleep_ms = 20;
+		pthread_barrier_init(&c.start, NULL, THREADS);
+		crowd_run(THREADS, get_stale_after_barrier, &c, NULL);
+		pthread_barrier_destroy(&c.start);
+		cr_assert_eq(atomic_load(&counts.creations), before + 2,
+		             "round %d: one refresh, however many saw it stale at once", round);
+		cr_assert_eq(atomic_load(&c.refreshed), 1, "round %d", round);
+	}
+}
+
 Test(freshness, a_failed_refresh_keeps_the_object_and_retries_a_period_later)
 {
 	memento_class *cls = timed_class(0, 50);

@@ -259,6 +259,47 @@ Test(lifetime, cache_free_destroys_what_is_still_linked_or_waiting)
 	cr_assert_eq(atomic_load(&c.destroys), 100);
 }
 
+/* Long keys: entries of their own chunk, given back to the allocator. */
+static int long_key(memento_key *key, const void *args, void *ctx)
+{
+	(void)ctx;
+	char text[400];
+	memset(text, 'k', sizeof text - 1);
+	text[sizeof text - 1] = '\0';
+	memento_key_str(key, text);
+	return memento_key_u64(key, ((const struct args *)args)->key);
+}
+
+Test(lifetime, a_guard_leaves_no_front_slot_behind_to_an_object_it_kept)
+{
+	memento_cache *cache = new_cache();
+	static struct counting c;
+	memento_class_options o = guarded_options();
+	memento_class_desc desc = { "long", long_key, counting_create, counting_destroy, &c };
+	memento_class *cls;
+	cr_assert_eq(memento_class_new_with(cache, &desc, &o, &cls), 0);
+	struct args a = args_of(1);
+	void *obj;
+	cr_assert_eq(memento_guard_enter(cache), 0);
+	cr_assert_eq(memento_get(cls, &a, &obj), 0);
+	cr_assert_eq(memento_get(cls, &a, &obj), 0); /* from the table: into the front */
+	memento_guard_leave(cache);
+	forget(cls, 1);
+	memento_cache_barrier(cache); /* destroyed, its entry's chunk freed */
+	cr_assert_eq(atomic_load(&c.destroys), 1);
+	/* A slot left from the first guard would point into freed memory
+	 * (AddressSanitizer reports the read). */
+	memento_ref *ref;
+	cr_assert_eq(memento_get_ref(cls, &a, &ref), 0);
+	cr_assert_eq(((struct obj *)memento_ref_object(ref))->serial, 2);
+	memento_ref_release(ref);
+	cr_assert_eq(memento_guard_enter(cache), 0);
+	cr_assert_eq(memento_get(cls, &a, &obj), 0);
+	cr_assert_eq(((struct obj *)obj)->serial, 2);
+	memento_guard_leave(cache);
+	memento_cache_free(cache);
+}
+
 /* ---- references ----------------------------------------------------------------------- */
 
 Test(lifetime, a_reference_keeps_its_object_outside_any_guard_until_released)
