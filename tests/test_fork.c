@@ -328,3 +328,114 @@ Test(fork, a_forgotten_creation_in_flight_is_released_in_the_child)
 	cr_assert_eq(code, CHILD_OK, "the child's cache left blocks behind: exit code %d", code);
 	cr_assert_eq(atomic_load(&h.live_blocks), 0);
 }
+
+/* ---- guards and references across fork ------------------------------------------------ */
+
+/* Parent threads that hold, at the fork, a guard around a forgotten object
+ * and a reference to another. */
+struct holders {
+	memento_cache *cache;
+	memento_class *cls;
+	atomic_int ready;
+	atomic_bool done;
+	struct obj *guarded; /* key 1: got in a guard, then forgotten */
+	memento_ref *ref;    /* key 2: referenced, then forgotten */
+};
+
+static void *hold_guard(void *p)
+{
+	struct holders *h = p;
+	cr_assert_eq(memento_guard_enter(h->cache), 0);
+	struct args a = { 1, 0 };
+	void *o;
+	cr_assert_eq(memento_get(h->cls, &a, &o), 0);
+	h->guarded = o;
+	atomic_fetch_add(&h->ready, 1);
+	while (!atomic_load(&h->done))
+		sleep_ms(1);
+	memento_guard_leave(h->cache);
+	return NULL;
+}
+
+static void *hold_ref(void *p)
+{
+	struct holders *h = p;
+	struct args a = { 2, 0 };
+	cr_assert_eq(memento_get_ref(h->cls, &a, &h->ref), 0);
+	cr_assert_eq(memento_guard_enter(h->cache), 0); /* and a guard, to leave behind too */
+	atomic_fetch_add(&h->ready, 1);
+	while (!atomic_load(&h->done))
+		sleep_ms(1);
+	memento_guard_leave(h->cache);
+	return NULL;
+}
+
+enum { CHILD_KEPT_TOO_LONG = 20, CHILD_REF_LOST, CHILD_GUARD_BROKEN };
+
+static int child_after_guards(struct holders *h, struct counting *count)
+{
+	/* The parent's holders are gone: their guards with them. */
+	memento_cache_barrier(h->cache);
+	if (atomic_load(&count->destroys) != 1 || h->guarded->magic == OBJ_MAGIC)
+		return CHILD_KEPT_TOO_LONG;
+	/* A reference is memory, not a thread: it survives, and releases. */
+	struct obj *referenced = memento_ref_object(h->ref);
+	if (referenced->magic != OBJ_MAGIC)
+		return CHILD_REF_LOST;
+	memento_ref_release(h->ref);
+	if (atomic_load(&count->destroys) != 2)
+		return CHILD_REF_LOST;
+	/* The child's own guards work. */
+	if (memento_guard_enter(h->cache) != 0)
+		return CHILD_GUARD_BROKEN;
+	struct args a = { 1, 0 };
+	void *o;
+	if (memento_get(h->cls, &a, &o) != 0 || ((struct obj *)o)->magic != OBJ_MAGIC ||
+	    memento_forget(h->cls, &a) != 0)
+		return CHILD_GUARD_BROKEN;
+	memento_cache_barrier(h->cache); /* inside a guard: returns at once */
+	if (((struct obj *)o)->magic != OBJ_MAGIC)
+		return CHILD_GUARD_BROKEN;
+	memento_guard_leave(h->cache);
+	memento_cache_barrier(h->cache);
+	if (atomic_load(&count->destroys) != 3)
+		return CHILD_GUARD_BROKEN;
+	memento_cache_free(h->cache);
+	return CHILD_OK;
+}
+
+Test(fork, guards_of_threads_left_in_the_parent_end_in_the_child)
+{
+	struct counting count = { 0 };
+	memento_cache *cache = new_cache();
+	memento_class_options o = guarded_options();
+	struct holders h = { .cache = cache,
+		             .cls = counting_class_with(cache, "guarded", &count, &o) };
+	pthread_t guard_holder, ref_holder;
+	cr_assert_eq(pthread_create(&guard_holder, NULL, hold_guard, &h), 0);
+	cr_assert_eq(pthread_create(&ref_holder, NULL, hold_ref, &h), 0);
+	while (atomic_load(&h.ready) != 2)
+		sleep_ms(1);
+	struct args one = { 1, 0 }, two = { 2, 0 };
+	cr_assert_eq(memento_forget(h.cls, &one), 0);
+	cr_assert_eq(memento_forget(h.cls, &two), 0);
+
+	pid_t pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0)
+		_exit(child_after_guards(&h, &count));
+	int code = wait_child(pid, 10000);
+	cr_assert_eq(code, CHILD_OK, "child exit code %d", code);
+
+	/* In the parent the holders are still there: nothing destroyed (a
+	 * barrier now would wait for their guards, which wait for us). */
+	cr_assert_eq(atomic_load(&count.destroys), 0);
+	atomic_store(&h.done, true);
+	pthread_join(guard_holder, NULL);
+	pthread_join(ref_holder, NULL);
+	memento_cache_barrier(cache);
+	cr_assert_eq(atomic_load(&count.destroys), 1, "the guarded one; the reference holds the other");
+	memento_ref_release(h.ref);
+	cr_assert_eq(atomic_load(&count.destroys), 2);
+	memento_cache_free(cache);
+}

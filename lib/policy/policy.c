@@ -270,7 +270,9 @@ void memento__policy_destroy(struct memento__policy *p)
 
 void memento__policy_insert(struct memento__policy *p, struct memento__policy_node *n)
 {
-	atomic_store_explicit(&n->visited, 0, memory_order_relaxed); /* not yet shared */
+	/* Relaxed, as every access to the bit: it orders nothing, and a stale
+	 * touch that races with this marks the newcomer once, harmlessly. */
+	atomic_store_explicit(&n->visited, 0, memory_order_relaxed);
 	if (!bounded(p)) {
 		link_head(p, n, REGION_MAIN);
 		return;
@@ -332,10 +334,11 @@ struct memento__policy_node *memento__policy_evict(struct memento__policy *p)
 	}
 	if (!bounded(p))
 		return NULL;
+	/* Moving entries from the window to main changes no total. */
+	bool over = over_bound(p);
+	if (over)
+		ensure_sketch(p);
 	for (;;) {
-		bool over = over_bound(p);
-		if (over)
-			ensure_sketch(p);
 		struct memento__policy_node *candidate = p->window.tail;
 		if (candidate != NULL && (window_over(p) || p->main.count == 0)) {
 			/* Filling main as the window overflows, full or not, keeps
@@ -353,8 +356,7 @@ struct memento__policy_node *memento__policy_evict(struct memento__policy *p)
 			return NULL;
 		/* The window is within its share, so main is over its own. */
 		struct memento__policy_node *victim = main_victim(p);
-		if (victim == NULL)
-			victim = p->window.tail;
+		assert(victim != NULL);
 		unlink_node(p, victim);
 		return victim;
 	}

@@ -37,9 +37,9 @@ struct memento__policy_alloc {
 struct memento__policy_node {
 	struct memento__policy_node *prev, *next; /* the policy's lists */
 	uint64_t weight;                          /* caller: >= 1; 1 when unweighted */
-	uint32_t hash;                            /* caller: 32 bits of the key's hash */
+	uint32_t hash;                            /* caller: 32 bits of the key's hash, not the shard's */
 	_Atomic uint8_t visited;                  /* set by touch, cleared by the policy */
-	uint8_t region;                           /* the policy's: which list holds it */
+	uint8_t region;                           /* the policy's: which list holds it; 0: none */
 };
 
 /* The hit path: marks n as used since the policy last looked. */
@@ -81,22 +81,27 @@ struct memento__policy {
 };
 
 /* Starts an empty set with these bounds (0, 0: unbounded: one FIFO list).
- * Allocates nothing; the sketch comes when the set first fills. */
+ * Allocates nothing; the sketch comes when the set first fills, through
+ * alloc (NULL, or a NULL alloc->alloc: malloc and free). */
 void memento__policy_init(struct memento__policy *p, uint64_t max_entries, uint64_t max_weight,
                           const struct memento__policy_alloc *alloc);
 /* Frees the sketch; the nodes are the caller's. */
 void memento__policy_destroy(struct memento__policy *p);
 
-/* A new entry arrives (after a miss): it is held from now on. */
+/* A new entry arrives (after a miss): it is held from now on.  Then the
+ * caller evicts until memento__policy_evict answers NULL. */
 void memento__policy_insert(struct memento__policy *p, struct memento__policy_node *n);
 /* n leaves for another reason than eviction (forgotten, expired). */
 void memento__policy_remove(struct memento__policy *p, struct memento__policy_node *n);
 /* n's entry is rebuilt (refresh): fresh takes its place, counts and all
- * (fresh->weight may differ). */
+ * (fresh->weight may differ; if it grew, the caller evicts as after an
+ * insert). */
 void memento__policy_replace(struct memento__policy *p, struct memento__policy_node *old,
                              struct memento__policy_node *fresh);
 /* While the set is over a bound: the entry to evict, already removed from
- * the policy (possibly the one just inserted); NULL once within bounds. */
+ * the policy (possibly the one just inserted; an entry heavier than
+ * max_weight first); NULL once within bounds.  O(1) amortised per insert
+ * (policy.c says why). */
 struct memento__policy_node *memento__policy_evict(struct memento__policy *p);
 /* An unbounded set's oldest entry (the first inserted still held), for
  * expiry; NULL when empty.  A bounded set may answer NULL: its expired
