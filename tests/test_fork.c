@@ -338,7 +338,7 @@ struct holders {
 	memento_class *cls;
 	atomic_int ready;
 	atomic_bool done;
-	struct obj *guarded; /* key 1: got in a guard, then forgotten */
+	struct obj *guarded; /* key 1: got in a guard, then forgotten; held till done */
 	memento_ref *ref;    /* key 2: referenced, then forgotten */
 };
 
@@ -376,7 +376,7 @@ static int child_after_guards(struct holders *h, struct counting *count)
 {
 	/* The parent's holders are gone: their guards with them. */
 	memento_cache_barrier(h->cache);
-	if (atomic_load(&count->destroys) != 1 || h->guarded->magic == OBJ_MAGIC)
+	if (atomic_load(&count->destroys) != 1)
 		return CHILD_KEPT_TOO_LONG;
 	/* A reference is memory, not a thread: it survives, and releases. */
 	struct obj *referenced = memento_ref_object(h->ref);
