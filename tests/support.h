@@ -117,23 +117,6 @@ static inline void counting_destroy(void *obj, void *ctx)
 	}
 }
 
-/* A class named `name` of the counting kind, in cache. */
-static inline memento_class *counting_class(memento_cache *cache, const char *name,
-                                            struct counting *c)
-{
-	memento_class_desc desc = {
-		.name = name,
-		.key = counting_key,
-		.create = counting_create,
-		.destroy = counting_destroy,
-		.ctx = c,
-	};
-	memento_class *cls = NULL;
-	int rc = memento_class_new(cache, &desc, &cls);
-	cr_assert_eq(rc, 0, "memento_class_new: %s", memento_strerror(rc));
-	return cls;
-}
-
 /* A counting class made with options (NULL: the defaults). */
 static inline memento_class *counting_class_with(memento_cache *cache, const char *name,
                                                  struct counting *c,
@@ -152,6 +135,16 @@ static inline memento_class *counting_class_with(memento_cache *cache, const cha
 	return cls;
 }
 
+/* A class named `name` of the counting kind, in cache. */
+static inline memento_class *counting_class(memento_cache *cache, const char *name,
+                                            struct counting *c)
+{
+	return counting_class_with(cache, name, c, NULL);
+}
+
+/* A cache, and in it a guarded counting class "g" with nothing else set. */
+static inline memento_class *new_guarded_class(memento_cache **cache, struct counting *c);
+
 /* Options of a guarded class with nothing else set. */
 static inline memento_class_options guarded_options(void)
 {
@@ -166,6 +159,46 @@ static inline memento_cache *new_cache(void)
 	int rc = memento_cache_new(&cache);
 	cr_assert_eq(rc, 0, "memento_cache_new: %s", memento_strerror(rc));
 	return cache;
+}
+
+static inline memento_class *new_guarded_class(memento_cache **cache, struct counting *c)
+{
+	*cache = new_cache();
+	memento_class_options o = guarded_options();
+	return counting_class_with(*cache, "g", c, &o);
+}
+
+/* The lightest class: u64 keys (the args point at one), 64-byte malloc'd
+ * objects, no counting; for suites that watch memory over millions of
+ * objects. */
+static inline int plain_key(memento_key *key, const void *args, void *ctx)
+{
+	(void)ctx;
+	return memento_key_u64(key, *(const uint64_t *)args);
+}
+
+static inline int plain_create(void **obj, const void *args, void *ctx)
+{
+	(void)args;
+	(void)ctx;
+	*obj = malloc(64);
+	return *obj != NULL ? 0 : -ENOMEM;
+}
+
+static inline void plain_destroy(void *obj, void *ctx)
+{
+	(void)ctx;
+	free(obj);
+}
+
+static inline memento_class *plain_class(memento_cache *cache, const char *name,
+                                         const memento_class_options *options)
+{
+	memento_class_desc desc = { name, plain_key, plain_create, plain_destroy, NULL };
+	memento_class *cls;
+	int rc = memento_class_new_with(cache, &desc, options, &cls);
+	cr_assert_eq(rc, 0, "memento_class_new_with: %s", memento_strerror(rc));
+	return cls;
 }
 
 static inline memento_stats stats_of(memento_class *cls)

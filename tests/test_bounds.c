@@ -171,26 +171,6 @@ Test(bounds, weights_bound_like_counts_and_a_too_heavy_object_is_returned_then_e
 	memento_cache_free(cache);
 }
 
-static int u64_key(memento_key *key, const void *args, void *ctx)
-{
-	(void)ctx;
-	return memento_key_u64(key, *(const uint64_t *)args);
-}
-
-static int malloc_create(void **obj, const void *args, void *ctx)
-{
-	(void)args;
-	(void)ctx;
-	*obj = malloc(64);
-	return *obj != NULL ? 0 : -ENOMEM;
-}
-
-static void free_destroy(void *obj, void *ctx)
-{
-	(void)ctx;
-	free(obj);
-}
-
 /* Distinct keys, a guard per batch of 100 gets. */
 static void distinct_gets(memento_cache *cache, memento_class *cls, uint64_t from, uint64_t to)
 {
@@ -218,9 +198,7 @@ Test(bounds, distinct_keys_past_a_bound_keep_memory_flat)
 	cr_assert_eq(memento_cache_new_with(&cache, &co), 0);
 	memento_class_options o = guarded_options();
 	o.max_entries = 10000;
-	memento_class_desc desc = { "flat", u64_key, malloc_create, free_destroy, NULL };
-	memento_class *cls;
-	cr_assert_eq(memento_class_new_with(cache, &desc, &o, &cls), 0);
+	memento_class *cls = plain_class(cache, "flat", &o);
 
 	distinct_gets(cache, cls, 0, 200000);
 	memento_cache_barrier(cache);

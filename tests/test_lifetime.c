@@ -162,10 +162,9 @@ Test(lifetime, a_guarded_class_outside_a_guard_is_refused_before_its_key_is_buil
 
 Test(lifetime, guards_nest_and_a_leave_without_enter_is_ignored)
 {
-	memento_cache *cache = new_cache();
+	memento_cache *cache;
 	static struct counting c;
-	memento_class_options o = guarded_options();
-	memento_class *cls = counting_class_with(cache, "g", &c, &o);
+	memento_class *cls = new_guarded_class(&cache, &c);
 	struct args a = args_of(1);
 	void *obj;
 
@@ -211,10 +210,9 @@ Test(lifetime, a_thread_may_hold_guards_of_several_caches)
 
 Test(lifetime, a_forgotten_object_lives_until_the_outermost_guard_ends_then_is_destroyed_once)
 {
-	memento_cache *cache = new_cache();
+	memento_cache *cache;
 	static struct counting c;
-	memento_class_options o = guarded_options();
-	memento_class *cls = counting_class_with(cache, "g", &c, &o);
+	memento_class *cls = new_guarded_class(&cache, &c);
 
 	cr_assert_eq(memento_guard_enter(cache), 0);
 	struct obj *first = guarded_get(cls, 1);
@@ -245,10 +243,9 @@ Test(lifetime, a_forgotten_object_lives_until_the_outermost_guard_ends_then_is_d
 
 Test(lifetime, cache_free_destroys_what_is_still_linked_or_waiting)
 {
-	memento_cache *cache = new_cache();
+	memento_cache *cache;
 	static struct counting c;
-	memento_class_options o = guarded_options();
-	memento_class *cls = counting_class_with(cache, "g", &c, &o);
+	memento_class *cls = new_guarded_class(&cache, &c);
 	cr_assert_eq(memento_guard_enter(cache), 0);
 	for (uint64_t k = 0; k < 100; k++)
 		guarded_get(cls, k);
@@ -304,10 +301,9 @@ Test(lifetime, a_guard_leaves_no_front_slot_behind_to_an_object_it_kept)
 
 Test(lifetime, a_reference_keeps_its_object_outside_any_guard_until_released)
 {
-	memento_cache *cache = new_cache();
+	memento_cache *cache;
 	static struct counting c;
-	memento_class_options o = guarded_options();
-	memento_class *cls = counting_class_with(cache, "g", &c, &o);
+	memento_class *cls = new_guarded_class(&cache, &c);
 	struct args a = args_of(3);
 
 	memento_ref *created, *hit;
@@ -334,10 +330,9 @@ Test(lifetime, a_reference_keeps_its_object_outside_any_guard_until_released)
 
 Test(lifetime, a_release_inside_a_guard_destroys_at_its_leave)
 {
-	memento_cache *cache = new_cache();
+	memento_cache *cache;
 	static struct counting c;
-	memento_class_options o = guarded_options();
-	memento_class *cls = counting_class_with(cache, "g", &c, &o);
+	memento_class *cls = new_guarded_class(&cache, &c);
 	struct args a = args_of(4);
 	memento_ref *ref;
 	cr_assert_eq(memento_get_ref(cls, &a, &ref), 0);
@@ -437,10 +432,9 @@ static void *barrier_thread(void *p)
 
 Test(lifetime, the_barrier_waits_for_guards_held_when_it_was_called)
 {
-	memento_cache *cache = new_cache();
+	memento_cache *cache;
 	static struct counting c;
-	memento_class_options o = guarded_options();
-	memento_class *cls = counting_class_with(cache, "g", &c, &o);
+	memento_class *cls = new_guarded_class(&cache, &c);
 	struct holder h = { cache, cls, 0, NULL };
 	pthread_t holder, barrier;
 	cr_assert_eq(pthread_create(&holder, NULL, hold_in_guard, &h), 0);
@@ -470,26 +464,6 @@ static long rss_kib(void)
 	return resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
-static int plain_key(memento_key *key, const void *args, void *ctx)
-{
-	(void)ctx;
-	return memento_key_u64(key, *(const uint64_t *)args);
-}
-
-static int plain_create(void **obj, const void *args, void *ctx)
-{
-	(void)args;
-	(void)ctx;
-	*obj = malloc(64);
-	return *obj != NULL ? 0 : -ENOMEM;
-}
-
-static void plain_destroy(void *obj, void *ctx)
-{
-	(void)ctx;
-	free(obj);
-}
-
 /* Cycles of get + forget over `keys` keys, one guard per cycle; the
  * cache's live bytes and the process's RSS after a warm-up and at the end. */
 static void cycle(memento_cache *cache, memento_class *cls, uint64_t cycles, uint64_t keys,
@@ -506,14 +480,6 @@ static void cycle(memento_cache *cache, memento_class *cls, uint64_t cycles, uin
 	}
 }
 
-static memento_class *plain_guarded(memento_cache *cache, const memento_class_options *o)
-{
-	memento_class_desc desc = { "flat", plain_key, plain_create, plain_destroy, NULL };
-	memento_class *cls;
-	cr_assert_eq(memento_class_new_with(cache, &desc, o, &cls), 0);
-	return cls;
-}
-
 Test(lifetime, get_and_forget_cycles_keep_memory_flat)
 {
 	static struct hook hook;
@@ -521,7 +487,7 @@ Test(lifetime, get_and_forget_cycles_keep_memory_flat)
 	memento_cache *cache;
 	cr_assert_eq(memento_cache_new_with(&cache, &co), 0);
 	memento_class_options o = guarded_options();
-	memento_class *cls = plain_guarded(cache, &o);
+	memento_class *cls = plain_class(cache, "flat", &o);
 
 	cycle(cache, cls, 200000, 100, true);
 	long bytes0 = atomic_load(&hook.live_bytes), rss0 = rss_kib();
