@@ -131,17 +131,24 @@ _Static_assert(MEMENTO__WORDS_SHIFT + 10 <= MEMENTO__CLS_SHIFT, "length and clas
 _Static_assert(MEMENTO_CLASSES_MAX == 1u << (32 - MEMENTO__CLS_SHIFT),
                "a class index fits its 15 bits");
 
-/* The identity bits of a key of len bytes (whole words) in class index
- * cls; guarded: the class reclaims its objects. */
-static inline uint32_t memento__identity(uint32_t cls, uint32_t len, bool guarded)
+/* The identity bits of a class (index cls; guarded: it reclaims its
+ * objects), to which a key adds its length (memento__identity_of). */
+static inline uint32_t memento__class_identity(uint32_t cls, bool guarded)
 {
-	return cls << MEMENTO__CLS_SHIFT | (len / 8) << MEMENTO__WORDS_SHIFT |
-	       (guarded ? (uint32_t)MEMENTO__GUARDED : 0);
+	return cls << MEMENTO__CLS_SHIFT | (guarded ? (uint32_t)MEMENTO__GUARDED : 0);
+}
+
+/* The identity bits of a key of len bytes (whole words) in a class with
+ * these class identity bits. */
+static inline uint32_t memento__identity_of(uint32_t class_identity, uint32_t len)
+{
+	return class_identity | (len / 8) << MEMENTO__WORDS_SHIFT;
 }
 
 static inline uint32_t memento__len_of(uint32_t word)
 {
-	return ((word >> MEMENTO__WORDS_SHIFT) & MEMENTO__WORDS_MASK) * 8;
+	/* The words times 8, in one shift and one mask (a hit takes two). */
+	return (word >> (MEMENTO__WORDS_SHIFT - 3)) & (MEMENTO__WORDS_MASK << 3);
 }
 
 static inline uint32_t memento__cls_of(uint32_t word)
@@ -573,7 +580,8 @@ struct memento_class {
 	void *ctx;
 	uint64_t seed; /* the cache's seed mixed with the class index */
 	uint32_t index;
-	uint32_t life; /* MEMENTO__LIFE_* */
+	uint32_t identity; /* memento__class_identity: what its keys' entries share */
+	uint32_t life;     /* MEMENTO__LIFE_* */
 	memento_weigh_fn weigh;
 	uint64_t expire_after, refresh_after, failure_ttl; /* ns; 0: never */
 	struct memento__class_shard *shards; /* one per cache shard, or NULL */

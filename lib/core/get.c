@@ -105,9 +105,7 @@ static inline __attribute__((always_inline)) int lookup_begin(struct lookup *lk,
 		lookup_end(lk);
 		return rc;
 	}
-	atomic_store_explicit(&lk->probe->state,
-	                      memento__identity(cls->index, key.len,
-	                                        cls->life & MEMENTO__LIFE_GUARDED),
+	atomic_store_explicit(&lk->probe->state, memento__identity_of(cls->identity, key.len),
 	                      memory_order_relaxed);
 	return 0;
 }
