@@ -24,12 +24,6 @@
 #include <sched.h>
 #include <time.h>
 
-/* Epochs wrap: compare them by their difference. */
-static bool epoch_before(unsigned int a, unsigned int b)
-{
-	return (int)(a - b) < 0;
-}
-
 static unsigned int global_epoch(memento_cache *cache)
 {
 	return ck_pr_load_uint(&cache->epoch.epoch);
@@ -52,14 +46,18 @@ void memento__retire(struct memento__shard *shard, struct memento__entry *e)
 }
 
 /*
- * The oldest epoch at which a section that is still open began, or
- * `all_clear` when none is open.  Moves the global epoch on when every
- * open section has seen it, as ck's own poll does, so that the next look
- * finds more to let go.
+ * How far back the oldest open section began: epochs are measured as ages
+ * from `now` (unsigned differences, so that the counter may wrap), and an
+ * entry stamped longer ago than every open section's start can go.  A
+ * record caught between its begin's two stores shows its previous epoch,
+ * older still: it only delays.  Moves the global epoch on when every open
+ * section has seen it, as ck's own poll does, so that the next look finds
+ * more to let go.
  */
 struct horizon {
-	unsigned int oldest;
-	bool all_clear;
+	unsigned int now;
+	unsigned int oldest_age; /* of the open sections; meaningless if all_clear */
+	bool all_clear;          /* no section open: everything can go */
 };
 
 static struct horizon horizon_scan(memento_cache *cache)
@@ -67,24 +65,26 @@ static struct horizon horizon_scan(memento_cache *cache)
 	/* Orders the limbo entries' unlinks (and their stamps) before the
 	 * reads of the records below: see memento__retire. */
 	atomic_thread_fence(memory_order_seq_cst);
-	unsigned int now = global_epoch(cache);
-	struct horizon h = { now, true };
-	bool all_at_now = true;
+	struct horizon h = { global_epoch(cache), 0, true };
 	/* Acquire: pairs with the release that pushed each record. */
 	for (struct memento__tcache *tc = atomic_load_explicit(&cache->tcaches, memory_order_acquire);
 	     tc != NULL; tc = tc->next) {
 		if (ck_pr_load_uint(&tc->epoch.active) == 0)
 			continue;
-		unsigned int seen = ck_pr_load_uint(&tc->epoch.epoch);
+		unsigned int age = h.now - ck_pr_load_uint(&tc->epoch.epoch);
 		h.all_clear = false;
-		if (epoch_before(seen, h.oldest))
-			h.oldest = seen;
-		if (seen != now)
-			all_at_now = false;
+		if (age > h.oldest_age)
+			h.oldest_age = age;
 	}
-	if (!h.all_clear && all_at_now)
-		(void)ck_pr_cas_uint(&cache->epoch.epoch, now, now + 1);
+	if (!h.all_clear && h.oldest_age == 0)
+		(void)ck_pr_cas_uint(&cache->epoch.epoch, h.now, h.now + 1);
 	return h;
+}
+
+/* Whether an entry stamped at epoch `stamp` can no longer be seen. */
+static bool horizon_passed(const struct horizon *h, unsigned int stamp)
+{
+	return h->all_clear || h->now - stamp > h->oldest_age;
 }
 
 void memento__reclaim_limbo(struct memento__shard *shard)
@@ -100,7 +100,7 @@ void memento__reclaim_limbo(struct memento__shard *shard)
 		struct memento__entry *e = shard->limbo_head;
 		struct memento__life *l = memento__life_of(e);
 		/* A section that began at or before the stamp may hold e. */
-		if (!h.all_clear && !epoch_before(l->u.gone.stamp, h.oldest))
+		if (!horizon_passed(&h, l->u.gone.stamp))
 			break;
 		shard->limbo_head = l->u.gone.next;
 		if (shard->limbo_head == NULL)
@@ -177,7 +177,7 @@ void memento__reclaim_due(memento_cache *cache, struct memento__tcache *tc)
 }
 
 /* True while some shard's limbo holds an entry removed at or before
- * epoch `upto`. */
+ * epoch `upto` (a limbo is oldest first). */
 static bool limbo_holds_upto(memento_cache *cache, unsigned int upto)
 {
 	bool holds = false;
@@ -186,7 +186,9 @@ static bool limbo_holds_upto(memento_cache *cache, unsigned int upto)
 		memento__shard_lock(shard);
 		memento__reclaim_limbo(shard);
 		struct memento__entry *e = shard->limbo_head;
-		holds = e != NULL && !epoch_before(upto, memento__life_of(e)->u.gone.stamp);
+		/* Ages from upto, as in horizon_passed: stamped at or before
+		 * upto is an age (upto - stamp) below half the counter. */
+		holds = e != NULL && upto - memento__life_of(e)->u.gone.stamp < 1u << 31;
 		memento__shard_unlock(shard);
 	}
 	return holds;
