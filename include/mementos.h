@@ -186,7 +186,9 @@ typedef struct memento_class_options {
 	                              0: never; must be below expire_after_ns */
 	uint64_t failure_ttl_ns;   /* a failed create's error is returned by every
 	                              get of that key for this long, without calling
-	                              create; 0: failures are not remembered */
+	                              create; 0: failures are not remembered.  A
+	                              creator that died (-EOWNERDEAD) is never
+	                              remembered: it says nothing about the key */
 } memento_class_options;
 
 #define MEMENTO_CLASS_OPTIONS_INIT \

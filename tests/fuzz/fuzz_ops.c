@@ -25,6 +25,40 @@
  *    its own size, the freed cache holds none, and each -ENOMEM that an
  *    allocation it refused caused changed nothing.
  *
+ * Lifetimes (memento_class_new_with, guards, references, barriers):
+ *  - class options: the model decides validity from the header's rules
+ *    alone (size, lifetime, bounds/expiry/refresh only when GUARDED, weight
+ *    bound iff weigh, refresh below expiry) and expects -EINVAL for the
+ *    rest; the cache goes on as before;
+ *  - a guarded class's get, get_until and peek outside a guard give -EPERM
+ *    without running the key callback; guards nest, a leave without an
+ *    enter is ignored; memento_get_ref works anywhere;
+ *  - a guarded class's object is destroyed only outside every guard of
+ *    this (the only) thread, only from the calls that the header lists,
+ *    never while a memento_ref holds it or its class still holds it (for a
+ *    bounded class: a destroy of an object the model thought linked is
+ *    how the model learns of an eviction), never under a library lock (the
+ *    destroy callback forgets a key: a relock would hang), exactly once;
+ *    a CACHE class's objects only in memento_cache_free;
+ *  - every object a call returns (get, peek, visit, memento_ref_object) is
+ *    alive and its key's;
+ *  - bounded classes: the model cannot know which entry is evicted, so a
+ *    ready key of such a class may hit or create, a peek or forget may
+ *    find it gone; but after every operation the class holds at most its
+ *    bound (per shard share times shards: exact with one shard), counted
+ *    from its statistics (creations published - forgotten - evictions),
+ *    and, in every complete walk, counted and weighed from what it visits;
+ *  - remembered failures (failure_ttl_ns of an hour or more): the next gets
+ *    return the error without running create, a peek gives -ENOENT, the
+ *    entry counts in memento_count, until a forget;
+ *  - memento_cache_barrier outside a guard: every object that was removed
+ *    and is not referenced is destroyed by then, and for a guarded class
+ *    creations = visited + destroyed + failures + in flight + removed
+ *    objects still referenced;
+ *  - statistics: evictions only in bounded classes, at least the ones the
+ *    model learned; destroyed = the destroys seen before the free; no
+ *    expirations or refreshes (durations never run out within a run).
+ *
  * SPDX-License-Identifier: BSD-2-Clause
  */
 #include "fuzz_ops.h"
@@ -53,6 +87,29 @@ enum {
 	HISTORY = 16,       /* recent args that OP_AGAIN can repeat */
 	NBUCKETS = 1024,
 	BIG = 12000,        /* longest generated string */
+	MAX_REFS = 32,      /* references held at once (more are released at once) */
+};
+
+/* What library call is running, innermost first: destroy may run only in
+ * some of them. */
+enum api {
+	API_NONE,
+	API_GET,
+	API_PEEK,
+	API_FORGET,
+	API_GET_REF,
+	API_FOREACH,
+	API_GUARD_ENTER,
+	API_GUARD_LEAVE,
+	API_REF_RELEASE,
+	API_BARRIER,
+	API_CLASS_NEW,
+	API_OTHER,
+};
+
+static const char *const api_names[] = {
+	"none", "get", "peek", "forget", "get_ref", "foreach", "guard_enter", "guard_leave",
+	"ref_release", "barrier", "class_new", "other",
 };
 
 #define CHECK(cond, ...) ((cond) ? (void)0 : fail(__LINE__, #cond, __VA_ARGS__))
@@ -262,6 +319,9 @@ struct recipe {
 	unsigned nest_at;
 	struct reader key_block, create_block;
 };
+
+/* Objects' weights (create's argument % 8), for classes with weigh. */
+static const uint64_t weights[8] = { 0, 1, 1, 2, 3, 5, 8, 40 };
 
 static const int error_table[16] = {
 	-EIO,         -EAGAIN,      -ENOENT, -EEXIST, -EINVAL, -ENOMEM, -E2BIG, -EDEADLK,
@@ -508,9 +568,10 @@ static int lib_append(memento_key *key, const struct field *f)
 
 /* ---- the model's cache ------------------------------------------------------------ */
 
-enum state { ABSENT, CREATING, READY };
+enum state { ABSENT, CREATING, READY, REMEMBERED };
 
 #define OBJ_MAGIC 0x6f626a6563742121ull
+#define DEAD_MAGIC 0x6465616421212121ull
 #define CLASS_MAGIC 0x636c617373212121ull
 
 /* An object that a create made. */
@@ -525,9 +586,13 @@ struct fobj {
 	struct entry *entry;   /* while it is that */
 	uint64_t unlinked_at;  /* event count when it stopped being that */
 	int destroyed;
+	uint64_t weight; /* what the harness's weigh says of it */
+	int weighed;     /* how many times weigh ran on it */
+	unsigned refs;   /* memento_refs held on it */
+	bool evicted;    /* its class evicted it (the model learned it) */
 };
 
-/* A key the cache holds: being created, or ready. */
+/* A key the cache holds: being created, ready, or a failure its class remembers. */
 struct entry {
 	struct entry *chain;
 	size_t pos; /* in R.linked */
@@ -540,6 +605,8 @@ struct entry {
 	bool linked;
 	struct fobj *obj;  /* READY; NULL is a valid object */
 	uint64_t ready_at; /* event count */
+	int error;         /* REMEMBERED: what every get returns */
+	bool forgetting;   /* a forget found it and has not returned yet */
 };
 
 struct fclass {
@@ -553,7 +620,24 @@ struct fclass {
 	uint64_t out_of_memory; /* gets that returned -ENOMEM: perhaps a miss */
 	/* successful creations, and the destroys they must get */
 	uint64_t made, made_null, destroys, destroys_null;
+	/* options */
+	bool guarded, remember, weighted;
+	uint64_t max_entries, max_weight;     /* 0: no bound */
+	uint64_t bound_entries, bound_weight; /* what the header allows in all
+	                                         shards together; 0: no bound */
+	/* lifetimes */
+	uint64_t remembered_returns; /* gets that returned a remembered failure */
+	uint64_t destroys_live;      /* destroys before memento_cache_free */
+	uint64_t published;          /* objects that became ready and linked */
+	uint64_t forgot_ready;       /* forgets that unlinked a ready object */
+	uint64_t evictions_learned;  /* evictions the model noticed */
+	unsigned inflight;           /* creates running */
 };
+
+static bool bounded(const struct fclass *fc)
+{
+	return fc->max_entries != 0 || fc->max_weight != 0;
+}
 
 static struct run {
 	memento_cache *cache;
@@ -575,6 +659,17 @@ static struct run {
 	uint64_t last_destroyed;
 	bool freeing;
 	unsigned opt_flags; /* OPTF_* */
+	unsigned nshards;   /* of the cache, as the options ask */
+	unsigned depth;     /* guards this thread holds on the cache */
+	unsigned walking;   /* memento_foreach calls in progress */
+	int api;            /* the innermost library call running (API_*) */
+	struct held_ref {
+		memento_ref *ref;
+		struct fobj *obj; /* NULL for a NULL object */
+		unsigned cls;
+	} refs[MAX_REFS];
+	unsigned nrefs;
+	memento_class *probe; /* the harness's own class, for destroy's probe */
 } R;
 
 /* An object returned on a failed create, which must never be seen. */
@@ -674,11 +769,66 @@ static void check_obj(void *obj, unsigned cls, const struct mkey *mk)
 		return;
 	struct fobj *o = obj;
 	CHECK(o != &poison, "the object of a failed create was returned");
+	CHECK(o->magic != DEAD_MAGIC && o->destroyed == 0, "a destroyed object returned");
 	CHECK(o->magic == OBJ_MAGIC, "not an object: %p", obj);
 	CHECK(o->cls == cls, "an object of class %u returned for class %u", o->cls, cls);
 	CHECK(o->len == mk->len && memcmp(o->key, mk->bytes, mk->len) == 0,
 	      "the object of another key returned");
-	CHECK(o->destroyed == 0, "a destroyed object returned");
+}
+
+static memento_stats stats_of(const struct fclass *fc)
+{
+	memento_stats s;
+	int rc = memento_class_stats(fc->cls, &s);
+	CHECK(rc == 0, "stats: %d", rc);
+	return s;
+}
+
+/* A bounded class's ready entry that the cache no longer holds: the model
+ * learns of an eviction (it cannot know which entry the policy takes). */
+static void learn_evicted(struct entry *e)
+{
+	struct fclass *fc = R.classes[e->cls];
+	CHECK(e->linked && e->state == READY && bounded(fc),
+	      "class %u: a key the cache must hold is gone", e->cls);
+	fc->evictions_learned++;
+	if (e->obj != NULL)
+		e->obj->evicted = true;
+	model_unlink(e);
+}
+
+/* Around every library call: which one is running, for destroy's check. */
+static int api_enter(enum api api)
+{
+	int saved = R.api;
+	R.api = api;
+	return saved;
+}
+
+static void api_leave(int saved)
+{
+	R.api = saved;
+}
+
+/* The harness's own calls (checks, probes) must not use up the input's
+ * allocation refusals, nor meet them. */
+struct tracker_state {
+	int countdown;
+	bool sticky, refusing;
+};
+
+static struct tracker_state tracker_pause(void)
+{
+	struct tracker_state st = { T.countdown, T.sticky, T.refusing };
+	tracker_arm(-1, false);
+	return st;
+}
+
+static void tracker_resume(struct tracker_state st)
+{
+	T.countdown = st.countdown;
+	T.sticky = st.sticky;
+	T.refusing = st.refusing;
 }
 
 static struct fclass *class_of_ctx(void *ctx)
@@ -708,6 +858,7 @@ struct frame {
 	int create_runs, create_ret;
 	struct fobj *made;
 	struct entry *entry; /* the one its create linked */
+	bool is_forget;      /* a forget's frame: it marks what it finds */
 };
 
 /* The args a get hands to the library (for NULL args, null_call stands in). */
@@ -772,6 +923,7 @@ static void frame_init(struct frame *f, const struct recipe *r)
 	f->create_runs = f->create_ret = 0;
 	f->made = NULL;
 	f->entry = NULL;
+	f->is_forget = false;
 	key_build(r, NULL, &f->mk, NULL);
 }
 
@@ -804,6 +956,10 @@ static int fz_key(memento_key *key, const void *args, void *ctx)
 		f->pre_entry = model_find(c->cls, &f->mk);
 		f->pre = f->pre_entry != NULL ? f->pre_entry->state : ABSENT;
 		f->pre_obj = f->pre_entry != NULL ? f->pre_entry->obj : NULL;
+		/* From here until the forget returns, a destroy of its object is
+		 * the forget's doing (outside a guard it drains at once). */
+		if (f->is_forget && f->pre_entry != NULL)
+			f->pre_entry->forgetting = true;
 	}
 	return f->key_ret;
 }
@@ -814,17 +970,25 @@ static int fz_create(void **obj, const void *args, void *ctx)
 	const struct call *c = call_of(args, fc);
 	struct frame *f = c->f;
 	CHECK(f->key_runs == 1 && key_result(f) == 0, "create without a good key");
-	CHECK(f->pre == ABSENT, "create for a key the cache holds (%s)",
-	      f->pre == READY ? "ready" : "being created");
+	/* A bounded class may have evicted a key the model holds ready. */
+	CHECK(f->pre == ABSENT || (f->pre == READY && bounded(fc)),
+	      "create for a key the cache holds (%s)",
+	      f->pre == READY ? "ready" : f->pre == CREATING ? "being created" : "failure remembered");
 	CHECK(f->create_runs == 0, "create ran twice for one get");
 	f->create_runs = 1;
+	if (f->pre == READY)
+		learn_evicted(f->pre_entry);
 	fc->creations++; /* counted as it starts: a nested stats sees it */
+	fc->inflight++;
 	f->entry = model_link(c->cls, c->r, &f->mk);
 
 	run_block(&c->r->create_block, c->depth + 1);
 
 	uint8_t arg = (uint8_t)(c->r->create >> 3);
-	switch (c->r->create & 7) {
+	unsigned mode = c->r->create & 7;
+	if (mode == CREATE_NULL && fc->guarded)
+		mode = CREATE_OBJECT; /* see fuzz_ops.h */
+	switch (mode) {
 	case CREATE_NULL:
 		*obj = NULL;
 		f->create_ret = 0;
@@ -841,30 +1005,120 @@ static int fz_create(void **obj, const void *args, void *ctx)
 		break;
 	default:
 		*obj = f->made = fobj_new(c->cls, &f->mk);
+		f->made->weight = weights[arg % 8];
 		f->create_ret = 0;
 		break;
 	}
+	fc->inflight--; /* nothing of the harness runs until the get returns */
 	return f->create_ret;
+}
+
+static uint64_t fz_weigh(const void *obj, void *ctx)
+{
+	struct fclass *fc = class_of_ctx(ctx);
+	CHECK(!R.freeing, "weigh inside memento_cache_free");
+	CHECK(fc->weighted, "weigh of class %u, registered without one", fc->idx);
+	CHECK(obj != NULL && obj != &poison, "weigh of %p", obj);
+	struct fobj *o = (struct fobj *)(uintptr_t)obj;
+	CHECK(o->magic == OBJ_MAGIC && o->cls == fc->idx, "weigh of a stranger");
+	CHECK(o->weighed == 0, "weigh ran twice on one object");
+	o->weighed++;
+	return o->weight;
+}
+
+/* The harness's own class: destroy forgets one of its keys, which takes the
+ * key's shard lock (the only lock with one shard): if destroy ran under a
+ * library lock, that would hang, and libFuzzer reports the timeout.  Never
+ * in R.classes, and no input can name it (longer than NAME_INPUT's 31
+ * bytes), so no model sees it. */
+static int probe_key(memento_key *key, const void *args, void *ctx)
+{
+	(void)args;
+	(void)ctx;
+	return memento_key_u64(key, 0x9e37);
+}
+
+static int probe_create(void **obj, const void *args, void *ctx)
+{
+	(void)obj;
+	(void)args;
+	(void)ctx;
+	CHECK(false, "the probe class's create ran");
+	return -EIO;
+}
+
+static void destroy_probe(void)
+{
+	struct tracker_state st = tracker_pause();
+	if (R.probe == NULL) {
+		memento_class_desc desc = { "fuzz_ops: the destroy callback's probe class",
+			                    probe_key, probe_create, NULL, NULL };
+		int rc = memento_class_new(R.cache, &desc, &R.probe);
+		CHECK(rc == 0, "probe class: %d", rc);
+	}
+	int saved = api_enter(API_FORGET);
+	int rc = memento_forget(R.probe, NULL);
+	api_leave(saved);
+	CHECK(rc == -ENOENT, "forget in destroy: %d", rc);
+	tracker_resume(st);
+}
+
+static bool destroy_may_run_in(int api)
+{
+	switch (api) {
+	case API_GUARD_LEAVE:
+	case API_REF_RELEASE:
+	case API_FORGET:
+	case API_GET_REF:
+	case API_FOREACH:
+	case API_BARRIER:
+		return true;
+	default:
+		return false;
+	}
 }
 
 static void fz_destroy(void *obj, void *ctx)
 {
 	struct fclass *fc = class_of_ctx(ctx);
-	CHECK(R.freeing, "destroy outside memento_cache_free");
 	CHECK(fc->has_destroy, "destroy of a class registered without one");
+	if (!R.freeing) {
+		CHECK(fc->guarded, "destroy of class %u's object outside memento_cache_free", fc->idx);
+		CHECK(R.depth == 0, "destroy inside a guard (depth %u) of the thread", R.depth);
+		CHECK(destroy_may_run_in(R.api), "destroy inside memento_%s", api_names[R.api]);
+	}
 	fc->destroys++;
 	if (obj == NULL) {
+		CHECK(R.freeing, "destroy of a NULL object of a guarded class");
 		fc->destroys_null++;
 		return;
 	}
 	struct fobj *o = obj;
 	CHECK(o != &poison, "destroy of the object of a failed create");
+	CHECK(o->magic != DEAD_MAGIC && o->destroyed == 0, "object destroyed twice");
 	CHECK(o->magic == OBJ_MAGIC && o->cls == fc->idx, "destroy of a stranger");
-	CHECK(o->destroyed == 0, "object destroyed twice");
-	CHECK(o->serial < R.last_destroyed, "destroyed out of order: %llu after %llu",
-	      (unsigned long long)o->serial, (unsigned long long)R.last_destroyed);
+	if (R.freeing) {
+		CHECK(o->serial < R.last_destroyed, "destroyed out of order: %llu after %llu",
+		      (unsigned long long)o->serial, (unsigned long long)R.last_destroyed);
+		R.last_destroyed = o->serial;
+	} else {
+		CHECK(o->refs == 0, "destroy of an object that %u memento_refs hold", o->refs);
+		if (o->entry != NULL && !o->entry->forgetting) {
+			CHECK(bounded(fc), "destroy of an object its class still holds (key not forgotten)");
+			learn_evicted(o->entry);
+			/* Evictions are counted when they happen, before this. */
+			memento_stats s = stats_of(fc);
+			CHECK(s.evictions >= fc->evictions_learned,
+			      "destroy of an object its class holds: not forgotten, and %llu evictions "
+			      "counted for %llu seen", (unsigned long long)s.evictions,
+			      (unsigned long long)fc->evictions_learned);
+		}
+		fc->destroys_live++;
+	}
 	o->destroyed = 1;
-	R.last_destroyed = o->serial;
+	o->magic = DEAD_MAGIC;
+	if (!R.freeing)
+		destroy_probe();
 }
 
 /* ---- operations ---------------------------------------------------------------------- */
@@ -942,7 +1196,24 @@ static const void *call_begin(struct fclass *fc, const struct recipe *r, unsigne
 	return NULL;
 }
 
-static void do_get(struct fclass *fc, const struct recipe *r, unsigned flags, bool until,
+/* A reference the model now holds: kept in R.refs, or, when that is full,
+ * released at once. */
+static void ref_release_at(unsigned i, int depth);
+
+static void ref_keep(memento_ref *ref, struct fobj *o, unsigned cls, int depth)
+{
+	if (o != NULL)
+		o->refs++;
+	R.refs[R.nrefs++] = (struct held_ref){ ref, o, cls };
+	if (R.nrefs == MAX_REFS)
+		ref_release_at(0, depth);
+}
+
+enum get_kind { GK_GET, GK_UNTIL, GK_REF };
+
+static const char *const get_names[] = { "get", "get_until", "get_ref" };
+
+static void do_get(struct fclass *fc, const struct recipe *r, unsigned flags, enum get_kind kind,
                    const struct timespec *deadline, bool deadline_ok, int depth)
 {
 	bool null_args = flags & F_NULL_ARGS;
@@ -951,12 +1222,22 @@ static void do_get(struct fclass *fc, const struct recipe *r, unsigned flags, bo
 	const void *args = call_begin(fc, r, flags, depth, &f, &c);
 	memento_class *cls = fc != NULL ? fc->cls : NULL;
 	void *obj = &untouched;
+	memento_ref *ref = (memento_ref *)(void *)&untouched;
 	void **out = flags & F_NULL_OUT ? NULL : &obj;
+	memento_ref **ref_out = flags & F_NULL_OUT ? NULL : &ref;
+	/* A guarded class's get and get_until need a guard; a get_ref does not. */
+	bool refused_outside = fc != NULL && fc->guarded && kind != GK_REF && R.depth == 0;
 	uint64_t refused = T.refused;
-	int rc = until ? memento_get_until(cls, args, out, deadline) : memento_get(cls, args, out);
+	int saved = api_enter(kind == GK_REF ? API_GET_REF : API_GET);
+	int rc = kind == GK_REF     ? memento_get_ref(cls, args, ref_out)
+	         : kind == GK_UNTIL ? memento_get_until(cls, args, out, deadline)
+	                            : memento_get(cls, args, out);
+	api_leave(saved);
 	check_code(rc);
-	trace(depth, "%s class %d%s%s: %d%s%s", until ? "get_until" : "get", (int)c.cls,
-	      null_args ? " NULL args" : "", out == NULL ? " NULL obj" : "", rc,
+	if (kind == GK_REF && rc == 0)
+		obj = memento_ref_object(ref);
+	trace(depth, "%s class %d%s%s: %d%s%s", get_names[kind], (int)c.cls,
+	      null_args ? " NULL args" : "", out == NULL ? " NULL out" : "", rc,
 	      f.create_runs ? " (created)" : "", deadline_ok ? "" : " (bad deadline)");
 
 	if (fc == NULL || out == NULL || !deadline_ok) {
@@ -967,8 +1248,15 @@ static void do_get(struct fclass *fc, const struct recipe *r, unsigned flags, bo
 	if (rc == -ENOMEM && T.refused != refused && f.create_runs == 0) {
 		/* Out of memory before create: nothing may have changed (but what
 		 * the key callback's nested calls did, which the model has seen). */
-		CHECK(obj == &untouched, "get wrote *obj and failed with -ENOMEM");
+		CHECK(obj == &untouched && ref == (memento_ref *)(void *)&untouched,
+		      "get wrote its out-parameter and failed with -ENOMEM");
 		fc->out_of_memory++;
+		return;
+	}
+	if (refused_outside) {
+		CHECK(rc == -EPERM, "%s of a guarded class outside a guard: %d", get_names[kind], rc);
+		CHECK(f.key_runs == 0, "the key callback ran for a get refused with -EPERM");
+		CHECK(obj == &untouched, "get wrote *obj and failed with -EPERM");
 		return;
 	}
 	CHECK(f.key_runs == 1, "key callback ran %d times", f.key_runs);
@@ -978,38 +1266,60 @@ static void do_get(struct fclass *fc, const struct recipe *r, unsigned flags, bo
 		CHECK(f.create_runs == 0, "create ran after a key error");
 		if (rc == -EDEADLK)
 			fc->deadlocks_passed++;
-	} else if (f.pre == READY) {
-		CHECK(rc == 0 && obj == f.pre_obj, "a ready key gave %d, %p instead of %p", rc, obj,
-		      (void *)f.pre_obj);
-		CHECK(f.create_runs == 0, "create ran for a ready key");
-		fc->hits++;
-	} else if (f.pre == CREATING) {
-		CHECK(rc == -EDEADLK, "get of a key this thread creates: %d", rc);
-		CHECK(f.create_runs == 0, "create ran for a key being created");
-		fc->deadlocks_found++;
-	} else {
-		CHECK(f.create_runs == 1, "a missing key, but create did not run (%d)", rc);
+	} else if (f.create_runs != 0) {
+		/* A missing key, or a bounded class's evicted one (fz_create saw
+		 * to the model). */
 		int want = f.create_ret > 0 ? -EINVAL : f.create_ret;
 		CHECK(rc == want, "create returned %d, get %d", f.create_ret, rc);
 		if (rc == 0) {
 			CHECK(obj == f.made, "get returned %p, create made %p", obj, (void *)f.made);
 			fc->made++;
 			fc->made_null += f.made == NULL;
+			if (f.made != NULL)
+				CHECK(f.made->weighed == (fc->weighted ? 1 : 0),
+				      "weigh ran %d times for a new object of class %u", f.made->weighed,
+				      fc->idx);
 			/* Detached by a forget inside create: retired, never ready. */
-			if (f.entry->linked)
+			if (f.entry->linked) {
 				model_publish(f.entry, f.made);
+				fc->published++;
+			}
 		} else {
 			fc->failures++;
-			if (f.entry->linked)
+			/* A failure the class remembers stays linked (a create that
+			 * itself says its creator died is not remembered: lib's
+			 * reading of -EOWNERDEAD). */
+			if (f.entry->linked && fc->remember && rc != -EOWNERDEAD) {
+				f.entry->state = REMEMBERED;
+				f.entry->error = rc;
+			} else if (f.entry->linked) {
 				model_unlink(f.entry);
+			}
 			if (rc == -EDEADLK)
 				fc->deadlocks_passed++;
 		}
+	} else if (f.pre == READY) {
+		CHECK(rc == 0 && obj == f.pre_obj, "a ready key gave %d, %p instead of %p", rc, obj,
+		      (void *)f.pre_obj);
+		fc->hits++;
+	} else if (f.pre == CREATING) {
+		CHECK(rc == -EDEADLK, "get of a key this thread creates: %d", rc);
+		fc->deadlocks_found++;
+	} else if (f.pre == REMEMBERED) {
+		CHECK(rc == f.pre_entry->error, "a remembered failure (%d) gave %d",
+		      f.pre_entry->error, rc);
+		fc->remembered_returns++;
+	} else {
+		CHECK(false, "a missing key, but create did not run (%d)", rc);
 	}
-	if (rc == 0)
+	if (rc == 0) {
 		check_obj(obj, fc->idx, &f.mk);
-	else
-		CHECK(obj == &untouched, "get wrote *obj and failed with %d", rc);
+		if (kind == GK_REF)
+			ref_keep(ref, obj, fc->idx, depth);
+	} else {
+		CHECK(obj == &untouched && ref == (memento_ref *)(void *)&untouched,
+		      "get wrote its out-parameter and failed with %d", rc);
+	}
 }
 
 static void do_peek(struct fclass *fc, const struct recipe *r, unsigned flags, int depth)
@@ -1020,8 +1330,11 @@ static void do_peek(struct fclass *fc, const struct recipe *r, unsigned flags, i
 	const void *args = call_begin(fc, r, flags, depth, &f, &c);
 	void *obj = &untouched;
 	void **out = flags & F_NULL_OUT ? NULL : &obj;
+	bool refused_outside = fc != NULL && fc->guarded && R.depth == 0;
 	uint64_t refused = T.refused;
+	int saved = api_enter(API_PEEK);
 	int rc = memento_peek(fc != NULL ? fc->cls : NULL, args, out);
+	api_leave(saved);
 	check_code(rc);
 	trace(depth, "peek class %d%s%s: %d", (int)c.cls, null_args ? " NULL args" : "",
 	      out == NULL ? " NULL obj" : "", rc);
@@ -1033,10 +1346,18 @@ static void do_peek(struct fclass *fc, const struct recipe *r, unsigned flags, i
 	}
 	if (rc == -ENOMEM && T.refused != refused)
 		return;
+	if (refused_outside) {
+		CHECK(rc == -EPERM, "peek of a guarded class outside a guard: %d", rc);
+		CHECK(f.key_runs == 0, "the key callback ran for a peek refused with -EPERM");
+		CHECK(obj == &untouched, "peek wrote *obj and failed with -EPERM");
+		return;
+	}
 	CHECK(f.key_runs == 1, "key callback ran %d times", f.key_runs);
 	int kerr = key_result(&f);
 	if (kerr != 0) {
 		CHECK(rc == kerr, "key error %d became %d", kerr, rc);
+	} else if (f.pre == READY && rc == -ENOENT && bounded(fc)) {
+		learn_evicted(f.pre_entry);
 	} else if (f.pre == READY) {
 		CHECK(rc == 0 && obj == f.pre_obj, "peek of a ready key: %d, %p", rc, obj);
 		check_obj(obj, fc->idx, &f.mk);
@@ -1044,8 +1365,11 @@ static void do_peek(struct fclass *fc, const struct recipe *r, unsigned flags, i
 	} else if (f.pre == CREATING) {
 		CHECK(rc == -EINPROGRESS, "peek of a key being created: %d", rc);
 	} else {
-		CHECK(rc == -ENOENT, "peek of a missing key: %d", rc);
+		CHECK(rc == -ENOENT, "peek of a %s key: %d",
+		      f.pre == REMEMBERED ? "failed (remembered)" : "missing", rc);
 	}
+	if (rc != 0)
+		CHECK(obj == &untouched, "peek wrote *obj and failed with %d", rc);
 }
 
 static void do_forget(struct fclass *fc, const struct recipe *r, unsigned flags, int depth)
@@ -1054,8 +1378,13 @@ static void do_forget(struct fclass *fc, const struct recipe *r, unsigned flags,
 	struct frame f;
 	struct call c;
 	const void *args = call_begin(fc, r, flags, depth, &f, &c);
+	f.is_forget = true;
 	uint64_t refused = T.refused;
+	int saved = api_enter(API_FORGET);
 	int rc = memento_forget(fc != NULL ? fc->cls : NULL, args);
+	api_leave(saved);
+	if (f.pre_entry != NULL)
+		f.pre_entry->forgetting = false;
 	check_code(rc);
 	trace(depth, "forget class %d%s: %d", (int)c.cls, null_args ? " NULL args" : "", rc);
 	CHECK(f.create_runs == 0, "create ran for a forget");
@@ -1070,11 +1399,52 @@ static void do_forget(struct fclass *fc, const struct recipe *r, unsigned flags,
 	int kerr = key_result(&f);
 	if (kerr != 0) {
 		CHECK(rc == kerr, "key error %d became %d", kerr, rc);
+	} else if (f.pre == READY && rc == -ENOENT && bounded(fc)) {
+		learn_evicted(f.pre_entry);
 	} else if (f.pre != ABSENT) {
 		CHECK(rc == 0, "forget of a held key: %d", rc);
+		if (f.pre == READY)
+			fc->forgot_ready++;
 		model_unlink(f.pre_entry);
 	} else {
 		CHECK(rc == -ENOENT, "forget of a missing key: %d", rc);
+	}
+}
+
+/* A bounded class's evictions that the model has not learned of yet: how
+ * many of its ready keys the cache no longer holds. */
+static uint64_t unlearned_evictions(const struct fclass *fc, const memento_stats *s)
+{
+	CHECK(s->evictions >= fc->evictions_learned,
+	      "class %u: %llu evictions counted, but the model saw %llu", fc->idx,
+	      (unsigned long long)s->evictions, (unsigned long long)fc->evictions_learned);
+	return s->evictions - fc->evictions_learned;
+}
+
+/* How many ready objects a bounded class holds, from its statistics. */
+static uint64_t bounded_live(const struct fclass *fc, const memento_stats *s)
+{
+	uint64_t gone = fc->forgot_ready + s->evictions + s->expirations;
+	CHECK(gone <= fc->published,
+	      "class %u: %llu objects published, %llu forgotten, %llu evicted, %llu expired",
+	      fc->idx, (unsigned long long)fc->published, (unsigned long long)fc->forgot_ready,
+	      (unsigned long long)s->evictions, (unsigned long long)s->expirations);
+	return fc->published - gone;
+}
+
+/* After every operation: no bounded class holds more than its bound. */
+static void check_bounds(void)
+{
+	for (unsigned i = 0; i < R.nclasses; i++) {
+		struct fclass *fc = R.classes[i];
+		if (!bounded(fc))
+			continue;
+		memento_stats s = stats_of(fc);
+		(void)unlearned_evictions(fc, &s);
+		uint64_t live = bounded_live(fc, &s);
+		if (fc->bound_entries != 0)
+			CHECK(live <= fc->bound_entries, "class %u holds %llu objects, bound %llu", i,
+			      (unsigned long long)live, (unsigned long long)fc->bound_entries);
 	}
 }
 
@@ -1082,7 +1452,16 @@ static void check_count(void)
 {
 	size_t n = memento_count(R.cache);
 	trace(0, "count: %zu", n);
-	CHECK(n == R.nlinked, "memento_count %zu, model %zu", n, R.nlinked);
+	/* Exact: the model's linked entries, less the evictions it has not
+	 * learned of (bounded classes). */
+	size_t want = R.nlinked;
+	for (unsigned i = 0; i < R.nclasses; i++) {
+		if (!bounded(R.classes[i]))
+			continue;
+		memento_stats s = stats_of(R.classes[i]);
+		want -= unlearned_evictions(R.classes[i], &s);
+	}
+	CHECK(n == want, "memento_count %zu, model %zu", n, want);
 }
 
 static void check_stats(struct fclass *fc, unsigned flags)
@@ -1109,10 +1488,31 @@ static void check_stats(struct fclass *fc, unsigned flags)
 	              s.deadlocks <= fc->deadlocks_found + fc->deadlocks_passed,
 	      "deadlocks %llu, model %llu + %llu", (unsigned long long)s.deadlocks,
 	      (unsigned long long)fc->deadlocks_found, (unsigned long long)fc->deadlocks_passed);
-	CHECK(s.misses >= fc->creations &&
-	              s.misses <= fc->creations + fc->deadlocks_found + fc->out_of_memory,
-	      "misses %llu, creations %llu", (unsigned long long)s.misses,
-	      (unsigned long long)fc->creations);
+	uint64_t misses = fc->creations + fc->remembered_returns;
+	CHECK(s.misses >= misses && s.misses <= misses + fc->deadlocks_found + fc->out_of_memory,
+	      "misses %llu, creations %llu, remembered failures returned %llu",
+	      (unsigned long long)s.misses, (unsigned long long)fc->creations,
+	      (unsigned long long)fc->remembered_returns);
+
+	/* Durations never run out within a run. */
+	CHECK(s.expirations == 0 && s.refreshes == 0, "%llu expirations, %llu refreshes",
+	      (unsigned long long)s.expirations, (unsigned long long)s.refreshes);
+	if (!fc->guarded)
+		CHECK(s.evictions == 0 && s.destroyed == 0,
+		      "a CACHE class: %llu evictions, %llu destroyed",
+		      (unsigned long long)s.evictions, (unsigned long long)s.destroyed);
+	if (bounded(fc))
+		(void)bounded_live(fc, &s);
+	else
+		CHECK(s.evictions == 0, "%llu evictions in an unbounded class",
+		      (unsigned long long)s.evictions);
+	(void)unlearned_evictions(fc, &s);
+	if (fc->has_destroy)
+		CHECK(s.destroyed == fc->destroys_live, "destroyed %llu, destroy ran %llu times",
+		      (unsigned long long)s.destroyed, (unsigned long long)fc->destroys_live);
+	else
+		CHECK(s.destroyed <= fc->made, "destroyed %llu of %llu objects",
+		      (unsigned long long)s.destroyed, (unsigned long long)fc->made);
 }
 
 /* ---- names and classes --------------------------------------------------------------- */
@@ -1140,11 +1540,101 @@ static struct fclass *class_named(const char *name)
 	return NULL;
 }
 
-static void class_new(const char *name, uint8_t cflags)
+/* ---- class options ------------------------------------------------------------------- */
+
+#define HOUR_NS (3600ull * 1000000000ull)
+
+/* What OP_CLASS_NEW asks for: memento_class_new (given false), or
+ * memento_class_new_with with NULL options or with these. */
+struct class_opts {
+	bool given, null;
+	union {
+		memento_class_options o;
+		unsigned char raw[sizeof(memento_class_options) + 16];
+	} u;
+};
+
+static void read_class_options(struct reader *rd, struct class_opts *co)
+{
+	static const unsigned bad_lifetimes[] = { 2, 3, 255, INT_MAX };
+	static const size_t short_sizes[] = { 0, 1, 8, sizeof(memento_class_options) - 1 };
+	uint8_t life = rd_u8(rd), of = rd_u8(rd), entries = rd_u8(rd), weight = rd_u8(rd);
+	memento_class_options *o = &co->u.o;
+	memset(&co->u, 0, sizeof co->u);
+	*o = (memento_class_options)MEMENTO_CLASS_OPTIONS_INIT;
+	co->given = true;
+	co->null = false;
+	switch (life & 3) {
+	case 0: o->lifetime = MEMENTO_LIFETIME_CACHE; break;
+	case 3: o->lifetime = (memento_lifetime)bad_lifetimes[(life >> 5) & 3]; break;
+	default: o->lifetime = MEMENTO_LIFETIME_GUARDED; break;
+	}
+	switch ((life >> 2) & 7) {
+	case CSIZE_SHORT: o->size = short_sizes[(life >> 5) & 3]; break;
+	case CSIZE_LONGER: o->size = sizeof co->u.raw; break;
+	case CSIZE_TAIL_SET:
+		o->size = sizeof co->u.raw;
+		co->u.raw[sizeof *o + weight % 16] = (unsigned char)(0x80 | entries);
+		break;
+	default: break;
+	}
+	if (of & OO_ENTRIES)
+		o->max_entries = entries & 0x80 ? UINT64_MAX : 1 + entries % 8;
+	if (of & OO_WEIGHT)
+		o->max_weight = weight & 0x80 ? UINT64_MAX : 1 + weight % 32;
+	if (of & OO_WEIGH)
+		o->weigh = fz_weigh;
+	/* Never runs out within a run: a run takes milliseconds, and what
+	 * time a run takes is not deterministic under fuzzing. */
+	uint64_t d = of & OO_HUGE ? UINT64_MAX - 1 : HOUR_NS;
+	if (of & OO_EXPIRE)
+		o->expire_after_ns = d;
+	if (of & OO_REFRESH)
+		o->refresh_after_ns = of & OO_LATE ? d + (weight & 1) : d / 2;
+	if (of & OO_TTL)
+		o->failure_ttl_ns = of & OO_HUGE ? UINT64_MAX : HOUR_NS;
+}
+
+/* The header's rules for memento_class_new_with's options, on their own. */
+static bool options_valid(const struct class_opts *co)
+{
+	const memento_class_options *o = &co->u.o;
+	if (o->size < sizeof *o)
+		return false;
+	for (size_t i = sizeof *o; i < o->size; i++)
+		if (co->u.raw[i] != 0)
+			return false;
+	if (o->lifetime != MEMENTO_LIFETIME_CACHE && o->lifetime != MEMENTO_LIFETIME_GUARDED)
+		return false;
+	if (o->lifetime == MEMENTO_LIFETIME_CACHE &&
+	    (o->max_entries != 0 || o->max_weight != 0 || o->expire_after_ns != 0 ||
+	     o->refresh_after_ns != 0))
+		return false;
+	if ((o->max_weight != 0) != (o->weigh != NULL))
+		return false;
+	if (o->refresh_after_ns != 0 && o->expire_after_ns != 0 &&
+	    o->refresh_after_ns >= o->expire_after_ns)
+		return false;
+	return true;
+}
+
+/* What the header lets all shards together hold: each shard holds at most
+ * ceil(bound / shards). */
+static uint64_t bound_total(uint64_t bound, unsigned shards)
+{
+	if (bound == 0)
+		return 0;
+	uint64_t share = bound / shards + (bound % shards != 0);
+	return share > UINT64_MAX / shards ? UINT64_MAX : share * shards;
+}
+
+static void class_new(const char *name, uint8_t cflags, const struct class_opts *co)
 {
 	bool invalid = name == NULL || (cflags & (CN_NO_KEY | CN_NO_CREATE | CN_NULL_DESC |
 	                                         CN_NULL_OUT | CN_NULL_CACHE));
 	bool taken = name != NULL && class_named(name) != NULL;
+	const memento_class_options *opts = co != NULL && co->given ? &co->u.o : NULL;
+	bool bad_options = opts != NULL && !options_valid(co);
 	if (!invalid && !taken && R.nclasses == MAX_CLASSES)
 		return;
 	/* The library must copy the name: ours is gone once the call returns. */
@@ -1163,18 +1653,26 @@ static void class_new(const char *name, uint8_t cflags)
 		.ctx = fc,
 	};
 	memento_class *cls = (memento_class *)(void *)&untouched;
+	memento_cache *cache = cflags & CN_NULL_CACHE ? NULL : R.cache;
+	const memento_class_desc *d = cflags & CN_NULL_DESC ? NULL : &desc;
+	memento_class **out = cflags & CN_NULL_OUT ? NULL : &cls;
 	uint64_t refused = T.refused;
-	int rc = memento_class_new(cflags & CN_NULL_CACHE ? NULL : R.cache,
-	                           cflags & CN_NULL_DESC ? NULL : &desc,
-	                           cflags & CN_NULL_OUT ? NULL : &cls);
+	int saved = api_enter(API_CLASS_NEW);
+	int rc = co == NULL || (!co->given && !co->null) ? memento_class_new(cache, d, out)
+	                                                 : memento_class_new_with(cache, d, opts, out);
+	api_leave(saved);
 	check_code(rc);
 	if (copy != NULL)
 		memset(copy, '?', strlen(copy));
 	free(copy);
 
-	trace(0, "class_new \"%.20s\" flags %#x: %d", name != NULL ? name : "(null)", cflags, rc);
-	int want = invalid ? -EINVAL : taken ? -EEXIST : 0;
-	if (want == 0 && rc == -ENOMEM && T.refused != refused)
+	trace(0, "class_new \"%.20s\" flags %#x%s: %d", name != NULL ? name : "(null)", cflags,
+	      opts == NULL ? "" : bad_options ? " (bad options)" : " (options)", rc);
+	int want = invalid ? -EINVAL : taken ? -EEXIST : bad_options ? -EINVAL : 0;
+	/* The header does not say which of two reasons wins. */
+	if (!invalid && taken && bad_options && rc == -EINVAL)
+		want = -EINVAL;
+	if (!invalid && !taken && rc == -ENOMEM && T.refused != refused)
 		want = -ENOMEM; /* and no class registered */
 	CHECK(rc == want, "class_new: %d, expected %d", rc, want);
 	if (rc != 0) {
@@ -1185,6 +1683,15 @@ static void class_new(const char *name, uint8_t cflags)
 	fc->name = strdup(name);
 	fc->cls = cls;
 	CHECK(fc->name != NULL, "out of memory");
+	if (opts != NULL) {
+		fc->guarded = opts->lifetime == MEMENTO_LIFETIME_GUARDED;
+		fc->remember = opts->failure_ttl_ns != 0;
+		fc->weighted = opts->weigh != NULL;
+		fc->max_entries = opts->max_entries;
+		fc->max_weight = opts->max_weight;
+		fc->bound_entries = bound_total(opts->max_entries, R.nshards);
+		fc->bound_weight = bound_total(opts->max_weight, R.nshards);
+	}
 	R.classes[R.nclasses++] = fc;
 	CHECK(strcmp(memento_class_name(cls), name) == 0, "class name is not its own");
 	CHECK(memento_class_cache(cls) == R.cache, "class in another cache");
@@ -1217,8 +1724,11 @@ struct walk {
 	int ret;
 	struct reader nest;
 	int depth;
+	bool nested; /* the nested program ran */
 	struct fobj **seen;
 	size_t nseen, capseen, null_visits;
+	/* per class: objects visited, and their weights (at least 1 each) */
+	uint64_t count[MAX_CLASSES], weight[MAX_CLASSES];
 };
 
 static int fz_visit(memento_class *cls, void *obj, void *ctx)
@@ -1231,15 +1741,19 @@ static int fz_visit(memento_class *cls, void *obj, void *ctx)
 		if (R.classes[i]->cls == cls)
 			fc = R.classes[i];
 	CHECK(fc != NULL, "visit of an unknown class %p", (void *)cls);
+	w->count[fc->idx]++;
 	if (obj == NULL) {
 		w->null_visits++;
+		w->weight[fc->idx]++;
 	} else {
 		struct fobj *o = obj;
 		CHECK(o != &poison, "visit of the object of a failed create");
+		CHECK(o->magic != DEAD_MAGIC && o->destroyed == 0, "visit of a destroyed object");
 		CHECK(o->magic == OBJ_MAGIC && o->cls == fc->idx, "visit of a stranger");
 		CHECK(o->ever_ready, "visit of an object that was never ready (detached at birth)");
 		CHECK(o->entry != NULL || o->unlinked_at > w->start,
-		      "visit of an object forgotten before the walk");
+		      "visit of an object forgotten (or evicted) before the walk");
+		w->weight[fc->idx] += o->weight != 0 ? o->weight : 1;
 		if (w->nseen == w->capseen) {
 			w->capseen = w->capseen != 0 ? 2 * w->capseen : 32;
 			w->seen = realloc(w->seen, w->capseen * sizeof *w->seen);
@@ -1247,8 +1761,10 @@ static int fz_visit(memento_class *cls, void *obj, void *ctx)
 		}
 		w->seen[w->nseen++] = o;
 	}
-	if (w->visits == w->nest_at)
+	if (w->visits == w->nest_at) {
+		w->nested = true;
 		run_block(&w->nest, w->depth + 1);
+	}
 	return w->visits == w->stop_at ? w->ret : 0;
 }
 
@@ -1273,12 +1789,18 @@ static size_t times_seen(const struct walk *w, struct fobj *o)
 	return n;
 }
 
-/* A complete walk visited every object that stayed ready exactly once. */
+/*
+ * A complete walk visited every object that stayed ready exactly once; a
+ * bounded class's ready object that it did not visit was evicted (before
+ * or during the walk: it never comes back).  And no bounded class held more
+ * than its bounds.
+ */
 static void check_walk_complete(struct walk *w)
 {
 	if (w->nseen != 0)
 		qsort(w->seen, w->nseen, sizeof *w->seen, ptr_order);
-	size_t stable_null = 0;
+	size_t stable_null = 0, nevicted = 0;
+	struct entry **evicted = NULL;
 	for (size_t i = 0; i < R.nlinked; i++) {
 		struct entry *e = R.linked[i];
 		if (e->state != READY || e->ready_at > w->start)
@@ -1288,12 +1810,69 @@ static void check_walk_complete(struct walk *w)
 			continue;
 		}
 		size_t n = times_seen(w, e->obj);
+		if (n == 0 && bounded(R.classes[e->cls])) {
+			evicted = realloc(evicted, (nevicted + 1) * sizeof *evicted);
+			CHECK(evicted != NULL, "out of memory");
+			evicted[nevicted++] = e;
+			continue;
+		}
 		CHECK(n == 1, "an object ready throughout the walk was visited %zu times", n);
 	}
+	for (size_t i = 0; i < nevicted; i++)
+		learn_evicted(evicted[i]);
+	free(evicted);
 	uint64_t churn = R.null_events - w->null_start;
 	CHECK(w->null_visits >= stable_null && w->null_visits <= stable_null + churn,
 	      "%zu NULL objects visited, %zu ready throughout, %llu came or went",
 	      w->null_visits, stable_null, (unsigned long long)churn);
+
+	for (unsigned i = 0; i < R.nclasses; i++) {
+		struct fclass *fc = R.classes[i];
+		if (!bounded(fc))
+			continue;
+		if (fc->bound_entries != 0)
+			CHECK(w->count[i] <= fc->bound_entries, "class %u: %llu objects visited, bound %llu",
+			      i, (unsigned long long)w->count[i], (unsigned long long)fc->bound_entries);
+		if (fc->bound_weight != 0)
+			CHECK(w->weight[i] <= fc->bound_weight, "class %u: weight %llu visited, bound %llu",
+			      i, (unsigned long long)w->weight[i], (unsigned long long)fc->bound_weight);
+		if (!w->nested) {
+			/* Nothing changed during the walk: it saw what the class holds. */
+			memento_stats s = stats_of(fc);
+			uint64_t live = bounded_live(fc, &s);
+			CHECK(w->count[i] == live, "class %u: %llu objects visited, %llu held", i,
+			      (unsigned long long)w->count[i], (unsigned long long)live);
+		}
+	}
+}
+
+/* Returns whether the walk was complete (then w->count holds what it saw). */
+static bool walk(struct walk *w, unsigned flags)
+{
+	uint64_t refused = T.refused;
+	R.walking++;
+	int saved = api_enter(API_FOREACH);
+	int rc = memento_foreach(flags & FE_NULL_CACHE ? NULL : R.cache,
+	                         flags & FE_NULL_VISIT ? NULL : fz_visit, w);
+	api_leave(saved);
+	R.walking--;
+	trace(w->depth, "foreach flags %#x: %d after %u visits", flags, rc, w->visits);
+	bool complete = false;
+	if (flags & (FE_NULL_CACHE | FE_NULL_VISIT)) {
+		CHECK(rc == -EINVAL && w->visits == 0, "foreach with a NULL argument: %d", rc);
+	} else if (rc == -ENOMEM && T.refused != refused) {
+		/* Cut short: what it visited was checked one by one. */
+	} else if (w->stop_at != 0 && w->visits >= w->stop_at) {
+		CHECK(rc == w->ret && w->visits == w->stop_at, "foreach stopped by %d returned %d",
+		      w->ret, rc);
+	} else {
+		CHECK(rc == 0, "complete foreach returned %d", rc);
+		check_walk_complete(w);
+		complete = true;
+	}
+	free(w->seen);
+	w->seen = NULL;
+	return complete;
 }
 
 static void do_foreach(unsigned stop_at, int ret, unsigned nest_at, struct reader nest,
@@ -1301,21 +1880,144 @@ static void do_foreach(unsigned stop_at, int ret, unsigned nest_at, struct reade
 {
 	struct walk w = { .start = R.events, .null_start = R.null_events, .stop_at = stop_at,
 		          .nest_at = nest_at, .ret = ret, .nest = nest, .depth = depth };
+	(void)walk(&w, flags);
+}
+
+/* ---- guards, references, barriers ---------------------------------------------------- */
+
+static bool guard_enter(int depth)
+{
 	uint64_t refused = T.refused;
-	int rc = memento_foreach(flags & FE_NULL_CACHE ? NULL : R.cache,
-	                         flags & FE_NULL_VISIT ? NULL : fz_visit, &w);
-	trace(depth, "foreach flags %#x: %d after %u visits", flags, rc, w.visits);
-	if (flags & (FE_NULL_CACHE | FE_NULL_VISIT)) {
-		CHECK(rc == -EINVAL && w.visits == 0, "foreach with a NULL argument: %d", rc);
-	} else if (rc == -ENOMEM && T.refused != refused) {
-		/* Cut short: what it visited was checked one by one. */
-	} else if (stop_at != 0 && w.visits >= stop_at) {
-		CHECK(rc == ret && w.visits == stop_at, "foreach stopped by %d returned %d", ret, rc);
-	} else {
-		CHECK(rc == 0, "complete foreach returned %d", rc);
-		check_walk_complete(&w);
+	int saved = api_enter(API_GUARD_ENTER);
+	int rc = memento_guard_enter(R.cache);
+	api_leave(saved);
+	trace(depth, "guard_enter (depth %u): %d", R.depth, rc);
+	if (rc == -ENOMEM && T.refused != refused)
+		return false; /* the thread's first use of the cache */
+	CHECK(rc == 0, "guard_enter: %d", rc);
+	R.depth++;
+	return true;
+}
+
+static void guard_leave(int depth)
+{
+	/* The outermost leave destroys what is due: outside the guard. */
+	if (R.depth > 0)
+		R.depth--;
+	int saved = api_enter(API_GUARD_LEAVE);
+	memento_guard_leave(R.cache);
+	api_leave(saved);
+	trace(depth, "guard_leave (depth now %u)", R.depth);
+}
+
+static void ref_release_at(unsigned i, int depth)
+{
+	struct held_ref h = R.refs[i];
+	R.refs[i] = R.refs[--R.nrefs];
+	/* Before the call: it may destroy the object. */
+	if (h.obj != NULL) {
+		CHECK(h.obj->refs > 0, "a reference the model does not count");
+		h.obj->refs--;
 	}
-	free(w.seen);
+	int saved = api_enter(API_REF_RELEASE);
+	memento_ref_release(h.ref);
+	api_leave(saved);
+	trace(depth, "ref_release of class %u's (%u held)", h.cls, R.nrefs);
+}
+
+static void check_ref(const struct held_ref *h)
+{
+	void *obj = memento_ref_object(h->ref);
+	CHECK(obj == (void *)h->obj, "memento_ref_object: %p, the reference was to %p", obj,
+	      (void *)h->obj);
+	if (h->obj != NULL)
+		CHECK(h->obj->magic == OBJ_MAGIC && h->obj->destroyed == 0,
+		      "a referenced object was destroyed");
+}
+
+static void do_ref(unsigned kind, uint8_t which, int depth)
+{
+	switch (kind) {
+	case REF_OBJECT:
+		if (R.nrefs != 0)
+			check_ref(&R.refs[which % R.nrefs]);
+		break;
+	case REF_RELEASE:
+		if (R.nrefs != 0)
+			ref_release_at(which % R.nrefs, depth);
+		break;
+	case REF_RELEASE_NULL: {
+		int saved = api_enter(API_REF_RELEASE);
+		memento_ref_release(NULL);
+		api_leave(saved);
+		break;
+	}
+	case REF_OBJECT_NULL:
+		CHECK(memento_ref_object(NULL) == NULL, "memento_ref_object(NULL)");
+		break;
+	default: /* REF_RELEASE_ALL */
+		while (R.nrefs != 0)
+			ref_release_at(which & 1 ? R.nrefs - 1 : 0, depth);
+		break;
+	}
+}
+
+/*
+ * After a barrier outside every guard (and outside every walk, whose
+ * snapshot holds what it is about to visit): every removed object that no
+ * reference holds has been destroyed, and each guarded class's objects
+ * are accounted for.  A walk of the cache (learning evictions) says which
+ * objects the cache still holds.
+ */
+static void check_after_barrier(void)
+{
+	struct tracker_state st = tracker_pause();
+	struct walk w = { .start = R.events, .null_start = R.null_events, .depth = MAX_DEPTH + 1 };
+	bool complete = walk(&w, 0);
+	tracker_resume(st);
+	CHECK(complete, "the walk after the barrier was cut short");
+
+	uint64_t held_removed[MAX_CLASSES] = { 0 };
+	for (struct fobj *o = R.objs; o != NULL; o = o->next) {
+		struct fclass *fc = R.classes[o->cls];
+		if (!fc->guarded || o->destroyed)
+			continue;
+		if (o->entry == NULL && o->refs == 0)
+			CHECK(!fc->has_destroy, "class %u: object %llu was removed%s, not referenced, "
+			      "and not destroyed by the barrier", o->cls, (unsigned long long)o->serial,
+			      o->evicted ? " (evicted)" : "");
+		if (o->entry == NULL && o->refs != 0)
+			held_removed[o->cls]++;
+	}
+	for (unsigned i = 0; i < R.nclasses; i++) {
+		struct fclass *fc = R.classes[i];
+		if (!fc->guarded)
+			continue;
+		memento_stats s = stats_of(fc);
+		uint64_t accounted = w.count[i] + s.destroyed + s.failures + fc->inflight +
+		                     held_removed[i];
+		CHECK(s.creations == accounted,
+		      "class %u after a barrier: %llu creations, but %llu live + %llu destroyed + "
+		      "%llu failed + %u in flight + %llu removed and referenced",
+		      i, (unsigned long long)s.creations, (unsigned long long)w.count[i],
+		      (unsigned long long)s.destroyed, (unsigned long long)s.failures, fc->inflight,
+		      (unsigned long long)held_removed[i]);
+	}
+}
+
+static void do_barrier(unsigned flags, int depth)
+{
+	uint64_t refused = T.refused;
+	int saved = api_enter(API_BARRIER);
+	memento_cache_barrier(flags & BARRIER_NULL ? NULL : R.cache);
+	api_leave(saved);
+	trace(depth, "barrier%s (guard depth %u, walks %u)", flags & BARRIER_NULL ? " NULL" : "",
+	      R.depth, R.walking);
+	/* Inside a guard it returns at once; a refused allocation (the
+	 * thread's first use of the cache) leaves it nothing to do. */
+	if ((flags & BARRIER_NULL) || R.depth != 0 || R.walking != 0 || T.refused != refused)
+		return;
+	check_after_barrier();
 }
 
 /* ---- misc -------------------------------------------------------------------------------- */
@@ -1369,6 +2071,11 @@ static void do_misc(uint8_t which)
 		memento_cache_free(NULL);
 		CHECK(memento_cache_new(NULL) == -EINVAL, "cache_new(NULL)");
 		CHECK(memento_cache_new_with(NULL, NULL) == -EINVAL, "cache_new_with(NULL)");
+		CHECK(memento_guard_enter(NULL) == -EINVAL, "guard_enter(NULL)");
+		memento_guard_leave(NULL);
+		memento_ref_release(NULL);
+		CHECK(memento_ref_object(NULL) == NULL, "ref_object(NULL)");
+		memento_cache_barrier(NULL);
 		break;
 	}
 }
@@ -1376,9 +2083,9 @@ static void do_misc(uint8_t which)
 /* ---- the interpreter ---------------------------------------------------------------------- */
 
 static const uint8_t opcode_of[16] = {
-	OP_CLASS_NEW, OP_GET,        OP_GET_UNTIL, OP_PEEK,  OP_FORGET, OP_AGAIN,
-	OP_COUNT,     OP_FOREACH,    OP_CLASS_FIND, OP_STATS, OP_MISC,  OP_FAIL,
-	OP_AGAIN,     OP_GET,        OP_AGAIN,     OP_FORGET,
+	OP_CLASS_NEW, OP_GET,     OP_GET_UNTIL,  OP_PEEK,  OP_FORGET, OP_AGAIN,
+	OP_COUNT,     OP_FOREACH, OP_CLASS_FIND, OP_STATS, OP_MISC,   OP_FAIL,
+	OP_GUARD,     OP_GET_REF, OP_REF,        OP_BARRIER,
 };
 
 static void do_again(struct reader *rd, unsigned flags, int depth)
@@ -1387,7 +2094,8 @@ static void do_again(struct reader *rd, unsigned flags, int depth)
 	struct timespec ts;
 	const struct timespec *dl = NULL;
 	bool dl_ok = true;
-	if ((flags & 3) == AGAIN_GET_UNTIL)
+	unsigned kind = flags & 7;
+	if (kind == AGAIN_GET_UNTIL)
 		read_deadline(rd, &ts, &dl, &dl_ok);
 	if (R.nhistory == 0)
 		return;
@@ -1395,12 +2103,19 @@ static void do_again(struct reader *rd, unsigned flags, int depth)
 	unsigned ci = R.history[slot].cls;
 	struct fclass *fc = ci != UINT_MAX ? R.classes[ci] : NULL;
 	const struct recipe *r = R.history[slot].r;
-	switch (flags & 3) {
-	case AGAIN_GET: do_get(fc, r, 0, false, NULL, true, depth); break;
-	case AGAIN_PEEK: do_peek(fc, r, 0, depth); break;
-	case AGAIN_FORGET: do_forget(fc, r, 0, depth); break;
-	default: do_get(fc, r, 0, true, dl, dl_ok, depth); break;
+	bool guarded = kind >= AGAIN_GUARDED_GET && guard_enter(depth);
+	switch (kind) {
+	case AGAIN_GET:
+	case AGAIN_GUARDED_GET: do_get(fc, r, 0, GK_GET, NULL, true, depth); break;
+	case AGAIN_PEEK:
+	case AGAIN_GUARDED_PEEK: do_peek(fc, r, 0, depth); break;
+	case AGAIN_FORGET:
+	case AGAIN_GUARDED_FORGET: do_forget(fc, r, 0, depth); break;
+	case AGAIN_GET_REF: do_get(fc, r, 0, GK_REF, NULL, true, depth); break;
+	default: do_get(fc, r, 0, GK_UNTIL, dl, dl_ok, depth); break;
 	}
+	if (guarded)
+		guard_leave(depth);
 }
 
 static void run_program(struct reader *rd, int depth)
@@ -1414,13 +2129,17 @@ static void run_program(struct reader *rd, int depth)
 		switch (opcode_of[code & 15]) {
 		case OP_CLASS_NEW: {
 			const char *name = read_name(rd);
-			class_new(name, rd_u8(rd));
+			uint8_t cflags = rd_u8(rd);
+			struct class_opts co = { .null = cflags & CN_NULL_OPTIONS };
+			if (cflags & CN_OPTIONS)
+				read_class_options(rd, &co);
+			class_new(name, cflags, &co);
 			break;
 		}
 		case OP_GET:
 			fc = read_class(rd);
 			r = read_recipe(rd, fc);
-			do_get(fc, r, flags, false, NULL, true, depth);
+			do_get(fc, r, flags, GK_GET, NULL, true, depth);
 			break;
 		case OP_GET_UNTIL: {
 			struct timespec ts;
@@ -1429,7 +2148,7 @@ static void run_program(struct reader *rd, int depth)
 			fc = read_class(rd);
 			read_deadline(rd, &ts, &dl, &dl_ok);
 			r = read_recipe(rd, fc);
-			do_get(fc, r, flags, true, dl, dl_ok, depth);
+			do_get(fc, r, flags, GK_UNTIL, dl, dl_ok, depth);
 			break;
 		}
 		case OP_PEEK:
@@ -1471,10 +2190,46 @@ static void run_program(struct reader *rd, int depth)
 			trace(depth, "fail after %u%s", after, flags & FAIL_NEVER ? ": never" : "");
 			break;
 		}
+		case OP_GUARD:
+			switch (flags % 8) {
+			case GUARD_ENTER:
+				guard_enter(depth);
+				break;
+			case GUARD_LEAVE:
+				guard_leave(depth);
+				break;
+			case GUARD_ENTER_NULL:
+				CHECK(memento_guard_enter(NULL) == -EINVAL, "guard_enter(NULL)");
+				break;
+			case GUARD_LEAVE_NULL:
+				memento_guard_leave(NULL);
+				break;
+			default: { /* GUARD_SCOPED */
+				struct reader block = rd_slice(rd, rd_u8(rd));
+				bool entered = guard_enter(depth);
+				run_block(&block, depth + 1);
+				if (entered)
+					guard_leave(depth);
+				break;
+			}
+			}
+			break;
+		case OP_GET_REF:
+			fc = read_class(rd);
+			r = read_recipe(rd, fc);
+			do_get(fc, r, flags, GK_REF, NULL, true, depth);
+			break;
+		case OP_REF:
+			do_ref(flags % 8, rd_u8(rd), depth);
+			break;
+		case OP_BARRIER:
+			do_barrier(flags, depth);
+			break;
 		default:
 			do_misc(rd_u8(rd));
 			break;
 		}
+		check_bounds();
 	}
 }
 
@@ -1512,6 +2267,7 @@ static void cache_open(struct reader *rd)
 	if (R.opt_flags & OPTF_ALLOCATOR)
 		u.o.allocator = (memento_allocator){ fz_alloc, fz_free, &T };
 	tracker_arm(R.opt_flags & OPTF_FAIL_NEW ? rd_u8(rd) : -1, false);
+	R.nshards = MEMENTO_SHARDS_DEFAULT; /* unless the options say otherwise */
 
 	int want = 0;
 	switch (mode) {
@@ -1525,9 +2281,11 @@ static void cache_open(struct reader *rd)
 		u.o.shards = rd_u8(rd);
 		u.o.initial_capacity = (size_t)rd_u8(rd) * 37;
 		u.o.seed = rd_u8(rd);
+		R.nshards = pow2_at_least(u.o.shards != 0 ? u.o.shards : MEMENTO_SHARDS_DEFAULT);
 		break;
 	case OPT_SHARDS_MAX:
 		u.o.shards = MEMENTO_SHARDS_MAX;
+		R.nshards = MEMENTO_SHARDS_MAX;
 		break;
 	case OPT_SHARDS_OVER:
 		u.o.shards = MEMENTO_SHARDS_MAX + 1u + rd_u8(rd);
@@ -1580,30 +2338,40 @@ static void cache_open(struct reader *rd)
 	R.cache = cache;
 }
 
-/* The end of a run: every key once more, the counts, then the free. */
+/* The end of a run: every key once more (in a guard), the guards left,
+ * half the references released, a barrier, the counts, then the free. */
 static void finish(void)
 {
 	tracker_arm(-1, false);
 	for (size_t i = 0; i < R.nlinked; i++)
-		CHECK(R.linked[i]->state == READY, "a creation still in flight at the top");
-	/* A copy: the gets below only hit, but the array is the model's. */
+		CHECK(R.linked[i]->state != CREATING, "a creation still in flight at the top");
+	/* A copy: the gets below only hit (or, in a bounded class, may create
+	 * anew), but the array is the model's. */
 	size_t n = R.nlinked;
 	struct entry **all = malloc((n + 1) * sizeof *all);
 	CHECK(all != NULL, "out of memory");
 	if (n != 0)
 		memcpy(all, R.linked, n * sizeof *all);
+	CHECK(guard_enter(MAX_DEPTH + 1), "guard_enter failed");
 	for (size_t i = 0; i < n; i++) {
 		struct entry *e = all[i];
-		do_get(R.classes[e->cls], e->r, e->r == &null_recipe ? F_NULL_ARGS : 0, false, NULL,
+		do_get(R.classes[e->cls], e->r, e->r == &null_recipe ? F_NULL_ARGS : 0, GK_GET, NULL,
 		       true, MAX_DEPTH + 1);
 	}
 	free(all);
+	while (R.depth != 0)
+		guard_leave(MAX_DEPTH + 1);
+	for (unsigned i = 0; i < R.nrefs; i++)
+		ref_release_at(i, MAX_DEPTH + 1); /* every other one: the rest stay held */
+	do_barrier(0, MAX_DEPTH + 1);
 	check_count();
 	do_foreach(0, 0, 0, (struct reader){ 0 }, 0, MAX_DEPTH + 1);
 	for (unsigned i = 0; i < R.nclasses; i++)
 		check_stats(R.classes[i], 0);
+	check_bounds();
 
-	/* Free must not fail, and must still destroy newest first. */
+	/* Free must not fail, and must still destroy newest first: what is
+	 * left, references held or not. */
 	if (R.opt_flags & OPTF_FAIL_FREE)
 		tracker_arm(0, true);
 	R.freeing = true;
@@ -1649,7 +2417,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct reader rd = { data, size, 0 };
 	R.budget = MAX_OPS;
 	cache_open(&rd);
-	class_new("base", 0);
+	class_new("base", 0, NULL);
 	run_program(&rd, 0);
 	finish();
 	reset();

@@ -12,13 +12,14 @@
  *              flags; countdown only with OPTF_FAIL_NEW
  *   op      := code:u8 body          opcode = code & 15, flags = code >> 4
  *
- *   OP_CLASS_NEW    name cflags:u8                         (CN_* flags)
+ *   OP_CLASS_NEW    name cflags:u8 [classopts]             (CN_* flags; classopts
+ *                                                          only with CN_OPTIONS)
  *   OP_GET          class args                             (F_NULL_OUT, F_NULL_ARGS)
  *   OP_GET_UNTIL    class deadline:u8 args                 (same flags)
  *   OP_PEEK         class args                             (same flags)
  *   OP_FORGET       class args                             (F_NULL_ARGS)
  *   OP_AGAIN        which:u8 [deadline:u8]                 an earlier args again:
- *                                                          flags & 3 = AGAIN_*
+ *                                                          flags & 7 = AGAIN_*
  *   OP_COUNT
  *   OP_FOREACH      stop:u8 ret:u8 nest_at:u8 block        (FE_* flags)
  *   OP_CLASS_FIND   name                                   (FIND_* flags)
@@ -26,7 +27,17 @@
  *   OP_MISC         which:u8
  *   OP_FAIL         after:u8      the harness's allocator refuses the
  *                                 allocation after `after` more (FAIL_* flags)
+ *   OP_GUARD        [block]       flags % 8 = GUARD_*; GUARD_SCOPED (the
+ *                                 default) enters, runs block, leaves
+ *   OP_GET_REF      class args    memento_get_ref   (F_NULL_OUT, F_NULL_ARGS)
+ *   OP_REF          which:u8      a held reference: flags % 8 = REF_*
+ *   OP_BARRIER                    memento_cache_barrier (BARRIER_* flags)
  *
+ *   classopts := life:u8 oflags:u8 entries:u8 weight:u8
+ *              life & 3: 0 CACHE, 1 and 2 GUARDED, 3 a lifetime that is not
+ *              one (2, 3, 255, INT_MAX by life >> 5); (life >> 2) & 7 =
+ *              CSIZE_*; oflags: OO_* bits; entries and weight: the bounds
+ * *
  *   class   := u8              255: NULL; else index modulo the classes made
  *   name    := u8              NAME_* (modulo NAME_COUNT); NAME_INPUT is
  *                              followed by len:u8 and len bytes
@@ -79,7 +90,10 @@ enum opcode {
 	OP_STATS,
 	OP_MISC,
 	OP_FAIL,
-	/* 12..15 alias the common operations */
+	OP_GUARD,
+	OP_GET_REF,
+	OP_REF,
+	OP_BARRIER,
 };
 
 /* Op flags (the code's high nibble). */
@@ -88,7 +102,39 @@ enum {
 	F_NULL_ARGS = 2, /* get/peek/forget: args NULL (a fixed built-in key) */
 };
 
-enum again_kind { AGAIN_GET, AGAIN_PEEK, AGAIN_FORGET, AGAIN_GET_UNTIL };
+enum again_kind {
+	AGAIN_GET,
+	AGAIN_PEEK,
+	AGAIN_FORGET,
+	AGAIN_GET_UNTIL,
+	AGAIN_GET_REF,       /* memento_get_ref, the reference kept */
+	AGAIN_GUARDED_GET,   /* memento_get inside a guard of its own */
+	AGAIN_GUARDED_PEEK,  /* memento_peek inside a guard of its own */
+	AGAIN_GUARDED_FORGET, /* memento_forget inside a guard of its own */
+};
+
+/* OP_GUARD kinds (flags % 8; the others are GUARD_SCOPED). */
+enum {
+	GUARD_SCOPED,     /* enter, the block, leave */
+	GUARD_ENTER,      /* memento_guard_enter alone */
+	GUARD_LEAVE,      /* memento_guard_leave alone: ignored outside a guard */
+	GUARD_ENTER_NULL, /* memento_guard_enter(NULL): -EINVAL */
+	GUARD_LEAVE_NULL, /* memento_guard_leave(NULL): a no-op */
+};
+
+/* OP_REF kinds (flags % 8; 4..7 release every held reference). */
+enum {
+	REF_OBJECT,       /* memento_ref_object of held reference `which` */
+	REF_RELEASE,      /* memento_ref_release of held reference `which` */
+	REF_RELEASE_NULL, /* memento_ref_release(NULL) */
+	REF_OBJECT_NULL,  /* memento_ref_object(NULL) */
+	REF_RELEASE_ALL,  /* all of them, oldest first (which odd: newest first) */
+};
+
+/* OP_BARRIER flags. */
+enum {
+	BARRIER_NULL = 1, /* memento_cache_barrier(NULL): a no-op */
+};
 
 enum {
 	FAIL_STICKY = 1, /* and every allocation after it, until the next OP_FAIL */
@@ -113,6 +159,32 @@ enum {
 	CN_NULL_DESC = 8,
 	CN_NULL_OUT = 16,
 	CN_NULL_CACHE = 32,
+	CN_OPTIONS = 64,       /* memento_class_new_with, classopts follow */
+	CN_NULL_OPTIONS = 128, /* memento_class_new_with(NULL options), unless CN_OPTIONS */
+};
+
+/* classopts: the size the options claim ((life >> 2) & 7; the others are
+ * the size of the struct). */
+enum {
+	CSIZE_SHORT = 4, /* below the struct: 0, 1, 8 or the struct less one byte */
+	CSIZE_LONGER,    /* a newer header's larger struct, its tail zero: valid */
+	CSIZE_TAIL_SET,  /* the same with a nonzero byte in the tail: -EINVAL */
+};
+
+/* classopts' oflags.  Durations are an hour (or about UINT64_MAX with
+ * OO_HUGE): they never run out within a run, because the run's time is
+ * not deterministic; what they exercise is the options and the paths
+ * that check them. */
+enum {
+	OO_ENTRIES = 1,   /* max_entries = 1 + entries % 8 (entries >= 128: UINT64_MAX) */
+	OO_WEIGHT = 2,    /* max_weight = 1 + weight % 32 (weight >= 128: UINT64_MAX) */
+	OO_WEIGH = 4,     /* weigh = the harness's: an object's weight comes from create */
+	OO_EXPIRE = 8,    /* expire_after_ns */
+	OO_REFRESH = 16,  /* refresh_after_ns: half of the duration */
+	OO_LATE = 32,     /* refresh_after_ns = the whole duration (+ weight & 1):
+	                     with OO_EXPIRE not below it, -EINVAL */
+	OO_HUGE = 64,     /* durations near UINT64_MAX instead of an hour */
+	OO_TTL = 128,     /* failure_ttl_ns */
 };
 
 enum name_kind {
@@ -154,11 +226,16 @@ enum keyret_mode {
 	KEYRET_POSITIVE, /* return argument + 1: a broken callback */
 };
 
+/* A created object's argument (create >> 3) gives its weight, for a class
+ * with weigh: an index into the harness's weights (0 counts as 1; the
+ * last is heavier than any bound). */
 enum create_mode {
 	CREATE_OBJECT,   /* a fresh object */
 	CREATE_OBJECT2,  /* the same, to make it the common case */
 	CREATE_OBJECT3,
-	CREATE_NULL,     /* *obj = NULL, return 0: a valid result */
+	CREATE_NULL,     /* *obj = NULL, return 0: a valid result (an object in a
+	                    guarded class, whose destroys the model could not
+	                    tell apart otherwise) */
 	CREATE_ERROR,    /* return an error from the error table (argument) */
 	CREATE_POSITIVE, /* return argument + 1: a broken callback */
 	CREATE_ERROR_SET, /* set *obj, then return an error: nothing may be cached */

@@ -42,6 +42,10 @@ static void op(struct buf *b, unsigned opcode, unsigned flags)
 
 static void block(struct buf *b, const struct buf *inner)
 {
+	if (inner->n > 255) {
+		fprintf(stderr, "make_corpus: a block of %zu bytes (at most 255)\n", inner->n);
+		exit(1);
+	}
 	put(b, (unsigned)inner->n);
 	for (size_t i = 0; i < inner->n; i++)
 		put(b, inner->b[i]);
@@ -131,6 +135,81 @@ static void foreach(struct buf *b, unsigned stop, unsigned ret, unsigned nest_at
 	put(b, ret);
 	put(b, nest_at);
 	block(b, nest);
+}
+
+/* ---- lifetimes ---------------------------------------------------------------------- */
+
+/* classopts' life byte: lifetime, size variant, variant index. */
+#define LIFE_CACHE 0u
+#define LIFE_GUARDED 1u
+#define LIFE_BAD(i) (3u | (unsigned)(i) << 5)
+#define LIFE_SIZE(sel, i) ((unsigned)(sel) << 2 | (unsigned)(i) << 5)
+
+/* A class with options, named by the input (NAME_INPUT, up to 31 bytes). */
+static void class_with(struct buf *b, const char *name, unsigned cflags, unsigned life,
+                       unsigned oflags, unsigned entries, unsigned weight)
+{
+	op(b, OP_CLASS_NEW, 0);
+	put(b, NAME_INPUT);
+	put(b, (unsigned)strlen(name));
+	for (const char *c = name; *c != '\0'; c++)
+		put(b, (unsigned char)*c);
+	put(b, cflags | CN_OPTIONS);
+	put(b, life);
+	put(b, oflags);
+	put(b, entries);
+	put(b, weight);
+}
+
+static void guarded(struct buf *b, const struct buf *inner)
+{
+	op(b, OP_GUARD, GUARD_SCOPED);
+	block(b, inner);
+}
+
+static void guard(struct buf *b, unsigned kind)
+{
+	op(b, OP_GUARD, kind);
+}
+
+static void get_ref_u64(struct buf *b, unsigned cls, unsigned v, unsigned create)
+{
+	op(b, OP_GET_REF, 0);
+	put(b, cls);
+	args_u64(b, v, create);
+}
+
+static void peek_u64(struct buf *b, unsigned cls, unsigned v)
+{
+	op(b, OP_PEEK, 0);
+	put(b, cls);
+	args_u64(b, v, CREATE_OBJECT);
+}
+
+static void forget_u64(struct buf *b, unsigned cls, unsigned v)
+{
+	op(b, OP_FORGET, 0);
+	put(b, cls);
+	args_u64(b, v, CREATE_OBJECT);
+}
+
+static void get_until_u64(struct buf *b, unsigned cls, unsigned deadline, unsigned v)
+{
+	op(b, OP_GET_UNTIL, 0);
+	put(b, cls);
+	put(b, deadline);
+	args_u64(b, v, CREATE_OBJECT);
+}
+
+static void ref(struct buf *b, unsigned kind, unsigned which)
+{
+	op(b, OP_REF, kind);
+	put(b, which);
+}
+
+static void barrier(struct buf *b)
+{
+	op(b, OP_BARRIER, 0);
 }
 
 /* ---- the seeds ------------------------------------------------------------------- */
@@ -751,6 +830,430 @@ static void seed_alloc_half(struct buf *b)
 	op(b, OP_COUNT, 0);
 }
 
+
+/* Every invalid combination of class options (-EINVAL, nothing
+ * registered), then valid ones, used. */
+static void seed_class_options(struct buf *b)
+{
+	put(b, OPT_CUSTOM);
+	put(b, 1), put(b, 0), put(b, 0);
+	for (unsigned i = 0; i < 4; i++) /* size 0, 1, 8, the struct less one byte */
+		class_with(b, "a", 0, LIFE_GUARDED | LIFE_SIZE(CSIZE_SHORT, i), 0, 0, 0);
+	class_with(b, "a", 0, LIFE_GUARDED | LIFE_SIZE(CSIZE_TAIL_SET, 0), 0, 0, 3);
+	for (unsigned i = 0; i < 4; i++) /* lifetimes 2, 3, 255, INT_MAX */
+		class_with(b, "a", 0, LIFE_BAD(i), 0, 0, 0);
+	class_with(b, "a", 0, LIFE_CACHE, OO_ENTRIES, 2, 0);
+	class_with(b, "a", 0, LIFE_CACHE, OO_WEIGHT | OO_WEIGH, 0, 5);
+	class_with(b, "a", 0, LIFE_CACHE, OO_EXPIRE, 0, 0);
+	class_with(b, "a", 0, LIFE_CACHE, OO_REFRESH, 0, 0);
+	class_with(b, "a", 0, LIFE_GUARDED, OO_WEIGHT, 0, 5);         /* no weigh */
+	class_with(b, "a", 0, LIFE_GUARDED, OO_WEIGH, 0, 5);          /* no max_weight */
+	class_with(b, "a", 0, LIFE_GUARDED, OO_EXPIRE | OO_REFRESH | OO_LATE, 0, 0); /* = */
+	class_with(b, "a", 0, LIFE_GUARDED, OO_EXPIRE | OO_REFRESH | OO_LATE, 0, 1); /* > */
+	class_with(b, "a", 0, LIFE_GUARDED, OO_EXPIRE | OO_REFRESH | OO_LATE | OO_HUGE, 0, 1);
+	class_with(b, "a", CN_NULL_DESC, LIFE_GUARDED, 0, 0, 0);
+	op(b, OP_CLASS_FIND, 0);
+	put(b, NAME_A); /* none of them registered */
+	/* Valid: 1 .. 7 */
+	class_with(b, "a", 0, LIFE_GUARDED | LIFE_SIZE(CSIZE_LONGER, 0), 0, 0, 0);
+	class_with(b, "b", 0, LIFE_CACHE, OO_TTL, 0, 0);
+	class_with(b, "t", 0, LIFE_GUARDED, OO_EXPIRE | OO_REFRESH, 0, 0);
+	class_with(b, "u", 0, LIFE_GUARDED, OO_REFRESH | OO_LATE | OO_TTL, 0, 1);
+	class_with(b, "h", 0, LIFE_GUARDED, OO_EXPIRE | OO_REFRESH | OO_HUGE | OO_TTL, 0, 0);
+	class_with(b, "e", 0, LIFE_GUARDED, OO_ENTRIES | OO_EXPIRE, 0x80, 0); /* UINT64_MAX */
+	op(b, OP_CLASS_NEW, 0);
+	put(b, NAME_AB);
+	put(b, CN_NULL_OPTIONS);
+	class_with(b, "a", 0, LIFE_BAD(0), 0, 0, 0); /* taken and invalid */
+	struct buf inner = { .n = 0 };
+	for (unsigned c = 1; c < 8; c++)
+		get_u64(&inner, c, 1, CREATE_OBJECT);
+	for (unsigned c = 1; c < 8; c++)
+		get_u64(&inner, c, 1, CREATE_OBJECT);
+	guarded(b, &inner);
+	for (unsigned c = 0; c < 8; c++)
+		stats(b, c);
+	barrier(b);
+	op(b, OP_COUNT, 0);
+}
+
+/* A guarded class: -EPERM outside a guard, without a key built. */
+static void seed_guarded(struct buf *b)
+{
+	put(b, OPT_NEW);
+	class_with(b, "g", 0, LIFE_GUARDED, 0, 0, 0);
+	get_u64(b, 1, 1, CREATE_OBJECT);
+	get_until_u64(b, 1, 3, 1);
+	peek_u64(b, 1, 1);
+	forget_u64(b, 1, 1); /* works anywhere: -ENOENT */
+	struct buf inner = { .n = 0 }, nested = { .n = 0 };
+	get_u64(&nested, 1, 3, CREATE_OBJECT);
+	again(&nested, AGAIN_GET, 1);
+	get_u64(&inner, 1, 1, CREATE_OBJECT);
+	get_u64(&inner, 1, 1, CREATE_OBJECT); /* a hit */
+	peek_u64(&inner, 1, 1);
+	get_until_u64(&inner, 1, 4, 2);
+	get_u64(&inner, 0, 9, CREATE_OBJECT); /* a CACHE class inside a guard */
+	guarded(&inner, &nested);
+	op(&inner, OP_COUNT, 0);
+	stats(&inner, 1);
+	guarded(b, &inner);
+	guard(b, GUARD_LEAVE); /* without an enter: ignored */
+	guard(b, GUARD_ENTER_NULL);
+	guard(b, GUARD_LEAVE_NULL);
+	get_u64(b, 1, 1, CREATE_OBJECT);
+	struct buf again_inner = { .n = 0 };
+	forget_u64(&again_inner, 1, 1);
+	get_u64(&again_inner, 1, 1, CREATE_OBJECT); /* anew; the old one lives on */
+	peek_u64(&again_inner, 1, 2);
+	guarded(b, &again_inner);
+	barrier(b);
+	stats(b, 1);
+	foreach(b, 0, 0, 0, &empty);
+}
+
+/* Guards nest; only the outermost leave ends them. */
+static void seed_guard_nest(struct buf *b)
+{
+	put(b, OPT_CUSTOM);
+	put(b, 1), put(b, 0), put(b, 0);
+	class_with(b, "g", 0, LIFE_GUARDED, 0, 0, 0);
+	guard(b, GUARD_ENTER);
+	guard(b, GUARD_ENTER);
+	get_u64(b, 1, 1, CREATE_OBJECT);
+	forget_u64(b, 1, 1);
+	guard(b, GUARD_LEAVE);
+	get_u64(b, 1, 2, CREATE_OBJECT); /* still inside the outer one */
+	again(b, AGAIN_PEEK, 0);
+	guard(b, GUARD_LEAVE); /* destroys the forgotten object */
+	get_u64(b, 1, 2, CREATE_OBJECT); /* -EPERM */
+	guard(b, GUARD_LEAVE);
+	again(b, AGAIN_GUARDED_GET, 0);
+	again(b, AGAIN_GUARDED_PEEK, 0);
+	again(b, AGAIN_GUARDED_FORGET, 0);
+	again(b, AGAIN_GUARDED_GET, 0);
+	barrier(b);
+	guard(b, GUARD_ENTER);
+	get_u64(b, 1, 5, CREATE_OBJECT); /* the run ends inside a guard */
+	stats(b, 1);
+}
+
+/* Counted references, inside and outside guards, released in any order. */
+static void seed_refs(struct buf *b)
+{
+	put(b, OPT_CUSTOM);
+	put(b, 1), put(b, 0), put(b, 0);
+	class_with(b, "g", 0, LIFE_GUARDED, 0, 0, 0);
+	get_ref_u64(b, 1, 1, CREATE_OBJECT); /* outside a guard: it creates */
+	get_ref_u64(b, 1, 1, CREATE_OBJECT); /* a hit */
+	ref(b, REF_OBJECT, 0);
+	ref(b, REF_OBJECT, 1);
+	forget_u64(b, 1, 1);
+	barrier(b); /* both references hold it */
+	ref(b, REF_RELEASE, 1);
+	barrier(b);
+	ref(b, REF_OBJECT, 0);
+	ref(b, REF_RELEASE, 0); /* destroyed here */
+	barrier(b);
+	struct buf inner = { .n = 0 };
+	get_ref_u64(&inner, 1, 2, CREATE_OBJECT);
+	forget_u64(&inner, 1, 2);
+	ref(&inner, REF_RELEASE, 0); /* destroyed at the leave, not here */
+	get_u64(&inner, 1, 3, CREATE_OBJECT);
+	get_ref_u64(&inner, 1, 3, CREATE_OBJECT);
+	guarded(b, &inner);
+	get_ref_u64(b, 0, 5, CREATE_OBJECT); /* a CACHE class's reference */
+	get_ref_u64(b, 0, 6, CREATE_NULL);
+	ref(b, REF_OBJECT, 1);
+	ref(b, REF_OBJECT, 2);
+	ref(b, REF_RELEASE_NULL, 0);
+	ref(b, REF_OBJECT_NULL, 0);
+	op(b, OP_GET_REF, F_NULL_OUT);
+	put(b, 1);
+	args_u64(b, 1, CREATE_OBJECT);
+	get_ref_u64(b, 255, 1, CREATE_OBJECT);
+	for (unsigned k = 10; k < 15; k++)
+		get_ref_u64(b, 1, k, CREATE_OBJECT);
+	for (unsigned k = 10; k < 13; k++)
+		forget_u64(b, 1, k);
+	ref(b, REF_RELEASE, 3);
+	ref(b, REF_RELEASE_ALL, 1); /* newest first */
+	again(b, AGAIN_GET_REF, 0);
+	get_ref_u64(b, 1, 20, CREATE_ERROR);
+	barrier(b);
+	stats(b, 1);
+	stats(b, 0); /* the references still held are the free's */
+}
+
+/* A bound of 3 entries in one shard: evictions, never more than 3 held. */
+static void seed_bounded(struct buf *b)
+{
+	put(b, OPT_CUSTOM);
+	put(b, 1), put(b, 0), put(b, 0);
+	class_with(b, "b", 0, LIFE_GUARDED, OO_ENTRIES, 2, 0);
+	struct buf fill = { .n = 0 };
+	for (unsigned k = 0; k < 8; k++)
+		get_u64(&fill, 1, k, CREATE_OBJECT);
+	op(&fill, OP_COUNT, 0);
+	stats(&fill, 1);
+	guarded(b, &fill);
+	struct buf mix = { .n = 0 };
+	get_u64(&mix, 1, 0, CREATE_OBJECT);
+	get_u64(&mix, 1, 7, CREATE_OBJECT);
+	peek_u64(&mix, 1, 5);
+	forget_u64(&mix, 1, 6);
+	forget_u64(&mix, 1, 1);
+	foreach(&mix, 0, 0, 0, &empty);
+	guarded(b, &mix);
+	barrier(b);
+	stats(b, 1);
+	foreach(b, 0, 0, 0, &empty);
+	get_ref_u64(b, 1, 20, CREATE_OBJECT);
+	struct buf more = { .n = 0 };
+	for (unsigned k = 21; k < 26; k++)
+		get_u64(&more, 1, k, CREATE_OBJECT);
+	guarded(b, &more);
+	barrier(b); /* the reference holds an evicted object */
+	ref(b, REF_OBJECT, 0);
+	ref(b, REF_RELEASE_ALL, 0);
+	barrier(b);
+	op(b, OP_COUNT, 0);
+	stats(b, 1);
+}
+
+/* A weight bound (10, in one shard): an object of weight 40 is returned,
+ * then evicted at once; then both bounds together. */
+static void seed_weighted(struct buf *b)
+{
+	put(b, OPT_CUSTOM);
+	put(b, 1), put(b, 0), put(b, 0);
+	class_with(b, "w", 0, LIFE_GUARDED, OO_WEIGHT | OO_WEIGH, 0, 9);
+	class_with(b, "x", 0, LIFE_GUARDED, OO_ENTRIES | OO_WEIGHT | OO_WEIGH, 3, 11);
+	struct buf inner = { .n = 0 };
+	for (unsigned k = 0; k < 8; k++)
+		get_u64(&inner, 1, k, CREATE_OBJECT | k << 3);
+	peek_u64(&inner, 1, 7); /* the heavy one: gone */
+	for (unsigned k = 0; k < 8; k++)
+		get_u64(&inner, 2, k, CREATE_OBJECT | (k + 3) << 3);
+	foreach(&inner, 0, 0, 0, &empty);
+	guarded(b, &inner);
+	barrier(b);
+	stats(b, 1);
+	stats(b, 2);
+	get_ref_u64(b, 1, 30, CREATE_OBJECT | 7 << 3);
+	ref(b, REF_OBJECT, 0);
+	op(b, OP_COUNT, 0);
+}
+
+/* A bound of 3 over 16 shards: at most one per shard. */
+static void seed_bounded_shards(struct buf *b)
+{
+	put(b, OPT_NEW);
+	class_with(b, "b", 0, LIFE_GUARDED, OO_ENTRIES, 2, 0);
+	struct buf inner = { .n = 0 };
+	for (unsigned k = 0; k < 24; k++)
+		get_u64(&inner, 1, k, CREATE_OBJECT);
+	guarded(b, &inner);
+	foreach(b, 0, 0, 0, &empty);
+	barrier(b);
+	op(b, OP_COUNT, 0);
+	stats(b, 1);
+}
+
+/* Failures remembered for an hour: the error again, without a create. */
+static void seed_remembered(struct buf *b)
+{
+	put(b, OPT_CUSTOM);
+	put(b, 1), put(b, 0), put(b, 0);
+	class_with(b, "r", 0, LIFE_CACHE, OO_TTL, 0, 0);
+	class_with(b, "s", 0, LIFE_GUARDED, OO_TTL | OO_HUGE, 0, 0);
+	get_u64(b, 1, 1, CREATE_ERROR);
+	get_u64(b, 1, 1, CREATE_OBJECT); /* -EIO, remembered */
+	peek_u64(b, 1, 1);
+	op(b, OP_COUNT, 0);
+	get_ref_u64(b, 1, 1, CREATE_OBJECT);
+	foreach(b, 0, 0, 0, &empty);
+	forget_u64(b, 1, 1);
+	get_u64(b, 1, 1, CREATE_OBJECT); /* created at last */
+	get_u64(b, 1, 2, CREATE_POSITIVE);
+	get_u64(b, 1, 2, CREATE_OBJECT);
+	get_u64(b, 1, 3, CREATE_ERROR | 9 << 3); /* -EOWNERDEAD */
+	get_u64(b, 1, 3, CREATE_OBJECT);
+	struct buf detach = { .n = 0 };
+	again(&detach, AGAIN_FORGET, 0);
+	get_nested(b, 1, 4, CREATE_ERROR, &detach); /* detached: not remembered */
+	get_u64(b, 1, 4, CREATE_OBJECT);
+	struct buf inner = { .n = 0 };
+	get_u64(&inner, 2, 1, CREATE_ERROR | 2 << 3);
+	get_u64(&inner, 2, 1, CREATE_OBJECT);
+	peek_u64(&inner, 2, 1);
+	forget_u64(&inner, 2, 1);
+	get_u64(&inner, 2, 1, CREATE_OBJECT);
+	guarded(b, &inner);
+	barrier(b);
+	op(b, OP_COUNT, 0);
+	stats(b, 1);
+	stats(b, 2);
+}
+
+/* Expiry and refresh that never come due within a run (an hour, or about
+ * UINT64_MAX): the options' paths, a FIFO policy for expiry alone. */
+static void seed_timed(struct buf *b)
+{
+	put(b, OPT_CUSTOM);
+	put(b, 2), put(b, 0), put(b, 0);
+	class_with(b, "e", 0, LIFE_GUARDED, OO_EXPIRE, 0, 0);
+	class_with(b, "r", 0, LIFE_GUARDED, OO_EXPIRE | OO_REFRESH | OO_HUGE, 0, 0);
+	class_with(b, "b", 0, LIFE_GUARDED, OO_ENTRIES | OO_EXPIRE | OO_REFRESH, 3, 0);
+	struct buf inner = { .n = 0 };
+	for (unsigned c = 1; c < 4; c++) {
+		get_u64(&inner, c, 1, CREATE_OBJECT);
+		get_u64(&inner, c, 2, CREATE_OBJECT);
+		get_u64(&inner, c, 1, CREATE_OBJECT);
+		peek_u64(&inner, c, 2);
+	}
+	forget_u64(&inner, 1, 1);
+	foreach(&inner, 0, 0, 0, &empty);
+	guarded(b, &inner);
+	get_ref_u64(b, 2, 3, CREATE_OBJECT);
+	barrier(b);
+	for (unsigned c = 1; c < 4; c++)
+		stats(b, c);
+}
+
+/* Barriers: inside a guard (nothing), inside a create, inside a visitor,
+ * NULL, and outside everything. */
+static void seed_barrier(struct buf *b)
+{
+	put(b, OPT_CUSTOM);
+	put(b, 1), put(b, 0), put(b, 0);
+	class_with(b, "g", 0, LIFE_GUARDED, 0, 0, 0);
+	struct buf inner = { .n = 0 };
+	get_u64(&inner, 1, 1, CREATE_OBJECT);
+	forget_u64(&inner, 1, 1);
+	barrier(&inner); /* inside the guard: returns at once */
+	get_u64(&inner, 1, 2, CREATE_OBJECT);
+	guarded(b, &inner);
+	barrier(b);
+	struct buf in_create = { .n = 0 };
+	again(&in_create, AGAIN_FORGET, 1);
+	barrier(&in_create);
+	get_ref_u64(&in_create, 1, 4, CREATE_OBJECT);
+	get_nested(b, 0, 3, CREATE_OBJECT, &in_create);
+	struct buf in_visit = { .n = 0 };
+	forget_u64(&in_visit, 1, 4);
+	barrier(&in_visit);
+	foreach(b, 0, 0, 1, &in_visit);
+	op(b, OP_BARRIER, BARRIER_NULL);
+	ref(b, REF_RELEASE_ALL, 0);
+	barrier(b);
+	stats(b, 1);
+}
+
+/* Callbacks that leave or enter guards: the key callback leaves the get's
+ * guard, a create enters one it does not leave, one leaves it. */
+static void seed_guard_callbacks(struct buf *b)
+{
+	put(b, OPT_CUSTOM);
+	put(b, 1), put(b, 0), put(b, 0);
+	class_with(b, "g", 0, LIFE_GUARDED, 0, 0, 0);
+	struct buf leave = { .n = 0 }, enter = { .n = 0 }, scoped = { .n = 0 };
+	guard(&leave, GUARD_LEAVE);
+	guard(&enter, GUARD_ENTER);
+	get_u64(&scoped, 1, 50, CREATE_OBJECT);
+	forget_u64(&scoped, 1, 50);
+	struct buf inner = { .n = 0 };
+	get_u64(&inner, 1, 1, CREATE_OBJECT);
+	op(&inner, OP_GET, 0); /* its key callback leaves the guard */
+	put(&inner, 1);
+	put(&inner, 1);
+	put(&inner, FIELD_U64_SMALL), put(&inner, 1);
+	args_end(&inner, KEYRET_ZERO, 0, &leave, CREATE_OBJECT, &empty);
+	get_u64(&inner, 1, 1, CREATE_OBJECT); /* -EPERM now */
+	guarded(b, &inner);
+	struct buf inner2 = { .n = 0 };
+	get_nested(&inner2, 1, 2, CREATE_OBJECT, &leave); /* its create leaves the guard */
+	get_u64(&inner2, 1, 2, CREATE_OBJECT);
+	guarded(b, &inner2);
+	get_nested(b, 0, 3, CREATE_OBJECT, &enter); /* enters one, kept */
+	get_u64(b, 1, 3, CREATE_OBJECT);
+	guard(b, GUARD_LEAVE);
+	struct buf inner3 = { .n = 0 };
+	get_nested(&inner3, 1, 4, CREATE_OBJECT, &scoped);
+	op(&inner3, OP_GUARD, GUARD_SCOPED);
+	block(&inner3, &scoped);
+	guarded(b, &inner3);
+	barrier(b);
+	stats(b, 1);
+}
+
+/* Refused allocations in the new calls: the thread's first guard, class
+ * options, get_ref, a bounded class's policy, the free. */
+static void seed_alloc_lifetime(struct buf *b)
+{
+	put(b, OPT_CUSTOM | OPTF_ALLOCATOR | OPTF_FAIL_FREE);
+	put(b, 1), put(b, 0), put(b, 0);
+	op(b, OP_FAIL, 0);
+	put(b, 0);
+	guard(b, GUARD_ENTER); /* the first use of the cache: -ENOMEM */
+	guard(b, GUARD_LEAVE);
+	for (unsigned k = 0; k < 4; k++) {
+		op(b, OP_FAIL, 0);
+		put(b, k);
+		class_with(b, "b", 0, LIFE_GUARDED, OO_ENTRIES | OO_TTL, 1, 0);
+	}
+	op(b, OP_FAIL, FAIL_NEVER);
+	put(b, 0);
+	class_with(b, "b", 0, LIFE_GUARDED, OO_ENTRIES | OO_TTL, 1, 0); /* -EEXIST if it is */
+	for (unsigned k = 0; k < 3; k++) {
+		op(b, OP_FAIL, 0);
+		put(b, k);
+		get_ref_u64(b, 1, k, CREATE_OBJECT);
+	}
+	struct buf inner = { .n = 0 };
+	for (unsigned k = 0; k < 12; k++) {
+		if (k % 3 == 1) {
+			op(&inner, OP_FAIL, 0);
+			put(&inner, k % 4);
+		}
+		get_u64(&inner, 1, 10 + k, k == 5 ? CREATE_ERROR : CREATE_OBJECT);
+	}
+	guarded(b, &inner);
+	op(b, OP_FAIL, FAIL_STICKY);
+	put(b, 0);
+	ref(b, REF_RELEASE, 0);
+	barrier(b);
+	forget_u64(b, 1, 11);
+	op(b, OP_FAIL, FAIL_NEVER);
+	put(b, 0);
+	barrier(b);
+	stats(b, 1);
+}
+
+/* More than 8 classes (counters in segments), guarded ones among them. */
+static void seed_many_guarded(struct buf *b)
+{
+	put(b, OPT_CUSTOM);
+	put(b, 1), put(b, 0), put(b, 0);
+	for (unsigned k = 0; k < 10; k++) {
+		char name[3] = { 'g', (char)('a' + k), 0 };
+		class_with(b, name, k % 4 == 3 ? CN_NO_DESTROY : 0, k % 2 ? LIFE_GUARDED : LIFE_CACHE,
+		           k % 2 && k > 5 ? OO_ENTRIES : 0, 1, 0);
+	}
+	for (unsigned half = 0; half < 2; half++) {
+		struct buf inner = { .n = 0 };
+		for (unsigned c = 1 + 5 * half; c < 6 + 5 * half; c++) {
+			get_u64(&inner, c, 1, CREATE_OBJECT);
+			get_u64(&inner, c, 2, CREATE_OBJECT);
+			forget_u64(&inner, c, 1);
+		}
+		guarded(b, &inner);
+	}
+	barrier(b);
+	for (unsigned c = 1; c < 11; c++)
+		stats(b, c);
+}
+
 struct seed {
 	const char *name;
 	void (*make)(struct buf *b);
@@ -808,6 +1311,19 @@ static const struct seed seeds[] = {
 	{ "alloc-fail-new5", seed_alloc_fail_new5 },
 	{ "alloc-fail-new9", seed_alloc_fail_new9 },
 	{ "alloc-half", seed_alloc_half },
+	{ "class-options", seed_class_options },
+	{ "guarded", seed_guarded },
+	{ "guard-nest", seed_guard_nest },
+	{ "refs", seed_refs },
+	{ "bounded", seed_bounded },
+	{ "weighted", seed_weighted },
+	{ "bounded-shards", seed_bounded_shards },
+	{ "remembered", seed_remembered },
+	{ "timed", seed_timed },
+	{ "barrier", seed_barrier },
+	{ "guard-callbacks", seed_guard_callbacks },
+	{ "alloc-lifetime", seed_alloc_lifetime },
+	{ "many-guarded", seed_many_guarded },
 };
 
 int main(int argc, char **argv)
