@@ -375,6 +375,10 @@ struct memento__shard {
 	ck_hs_t hs;
 	memento_cache *cache;
 	_Atomic size_t count; /* linked entries; written under lock */
+	/* ck_hs leaves a tombstone for each removal, which only a rebuild
+	 * clears: removals since the last one, and the table's size in
+	 * slots, to rebuild once a quarter of them are tombstones. */
+	size_t removed, table_slots;
 	struct memento__slab slab;
 	struct memento__creation *orphans; /* fork child: records of dead creators */
 	/* Guarded entries removed from the table, waiting for their grace
