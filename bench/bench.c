@@ -30,7 +30,7 @@ static void usage(FILE *out)
 {
 	fputs(
 "usage: mementos-bench [--quick | --smoke] [--impl LIST] [--workload LIST]\n"
-"                      [--threads LIST] [--rounds N]\n"
+"                      [--threads LIST] [--rounds N] [--batch N] [--seconds S]\n"
 "       mementos-bench --list | --help\n"
 "\n"
 "Runs get-or-create workloads against caches that each create a key's object\n"
@@ -45,6 +45,10 @@ static void usage(FILE *out)
 "                   for each point the round with the median throughput: on a\n"
 "                   shared machine, load that comes and goes then falls on\n"
 "                   every implementation alike\n"
+"  --batch N        gets per batch, for the implementations that have batches\n"
+"                   (below): 1 to 65536, default 64\n"
+"  --seconds S      each timed run lasts S seconds (0.001 to 600), instead of\n"
+"                   the mode's 1, 0.1 (quick) or 0.005 (smoke)\n"
 "  --quick          3 runs of 0.1 s per point, 5 stampede rounds: the whole\n"
 "                   default run in under a minute on 2 cores\n"
 "  --smoke          tiny sizes, a few ms per point, 1 ms stampede creation:\n"
@@ -68,12 +72,42 @@ static void usage(FILE *out)
 "Keys come from streams pregenerated before timing (zipf, uniform), read\n"
 "cyclically from a different offset by each thread.\n"
 "\n"
+"Batches: mementos-guarded and mementos-bounded (guarded classes) hold one\n"
+"guard of the cache per batch of gets, as a server holds one per request.\n"
+"The timed loop and the fill run their gets in batches of --batch gets and\n"
+"read the stop flag between batches (a run may overshoot by one batch); a\n"
+"stampede get is a batch of its own, which ends before the thread waits at\n"
+"the round's barrier.  Every object is checked inside its batch.  The other\n"
+"implementations have no batches.\n"
+"\n"
+"Bounds: mementos-bounded holds at most max(1, keys / 2) objects, half the\n"
+"distinct keys the workload can ask for: hot 1 (bound 1); uniform and the\n"
+"bytes/entry fill their 1,000,000 keys (500,000); zipf its 10,000,000\n"
+"possible keys (5,000,000); stampede its rounds (2 quick, 5 full); insert,\n"
+"which has no fixed keys, gets uniform's (500,000).  --smoke: 500 for\n"
+"uniform, the fill and insert, 5,000 for zipf, 1 for stampede.  mementos\n"
+"keeps the bound per writer shard, so the table may hold 15 more.  It\n"
+"evicts, and creates an evicted key again when asked for it: its uniform\n"
+"runs are not all hits, while hot's one key stays.  Each repetition and\n"
+"thread count reads the uniform stream from the same offsets, so a run\n"
+"finds keys that earlier runs created again: its share of gets that\n"
+"create (about 45% at 1 thread, 20% at 2 in --quick) is on stderr.\n"
+"\n"
 "Each (implementation, workload) runs in its own child process.  Each point\n"
 "(implementation, workload, threads) is run several times, each run for a\n"
 "fixed duration; a row reports the run of median throughput.  Every get's\n"
 "object is checked to be its key's, and every table to have created each\n"
 "key once: objects created == count() == objects destroyed by close == keys\n"
-"asked for.  Any failure: a message, and exit status 1.  Bad arguments:\n"
+"asked for, none destroyed before close.  A bounded table (mementos-bounded)\n"
+"is checked instead, after it destroyed what it evicted, for: objects\n"
+"created == destroyed before close + count(), count() == destroyed by close,\n"
+"destroyed before close == evicted (the table's own count), count() <=\n"
+"bound + 15 and <= keys asked for, every key asked for created, and created\n"
+"again only after evictions (created - keys <= evicted); exactly once per\n"
+"key where each key is asked for once (insert, stampede, the bytes/entry\n"
+"fill).  A stampede round still creates its key exactly once (checked per\n"
+"round for every implementation).  It says what it checked on stderr for\n"
+"each table.  Any failure: a message, and exit status 1.  Bad arguments:\n"
 "usage, and exit status 2.\n"
 "\n"
 "CSV columns (empty where a value does not apply):\n"
@@ -94,13 +128,17 @@ static void usage(FILE *out)
 "                   a one-thread fill of 1,000,000 keys (--smoke: 1,000) into\n"
 "                   an empty table, divided by the keys; measured once per\n"
 "                   implementation, in a fresh child; includes the 32-byte\n"
-"                   objects\n"
+"                   objects.  mementos-bounded keeps only its bound of the\n"
+"                   keys filled; the growth is still divided by all of them\n"
 "  creations        objects the table created: hot 1, uniform its keys, zipf\n"
 "                   and insert those of the reported run (one per distinct\n"
 "                   key asked for), stampede the most in one round (1).\n"
 "                   zipf: creations / ops is the run's miss ratio; it falls\n"
 "                   as a run goes on, so in a fixed duration a faster\n"
-"                   implementation also meets fewer misses\n"
+"                   implementation also meets fewer misses.\n"
+"                   mementos-bounded: more, since it creates again the evicted\n"
+"                   keys asked for (hot and uniform: since the fill, so the\n"
+"                   runs of earlier thread counts included)\n"
 "  worst_wake_us    (stampede) longest delay from the end of a creation to a\n"
 "                   thread's return with the object, over all rounds\n"
 "  oversubscribed   1 when threads > cores, else 0\n",
@@ -235,9 +273,13 @@ static void set_mode(struct bench_config *cfg, const char *mode)
 
 static void list_impls(void)
 {
+	int width = 0;
+	for (size_t i = 0; i < bench_nimpls; i++)
+		width = (int)strlen(bench_impls[i]->name) > width ? (int)strlen(bench_impls[i]->name)
+		                                                 : width;
 	puts("implementations:");
 	for (size_t i = 0; i < bench_nimpls; i++)
-		printf("  %-10s %s%s\n", bench_impls[i]->name, bench_impls[i]->describe,
+		printf("  %-*s %s%s\n", width, bench_impls[i]->name, bench_impls[i]->describe,
 		       bench_impls[i]->flags & BENCH_IMPL_HITS_ONLY ? " (hot and uniform only)" : "");
 	puts("workloads:");
 	for (int w = 0; w < BENCH_NWORKLOADS; w++)
@@ -248,6 +290,7 @@ static void parse_args(int argc, char **argv, struct selection *sel)
 {
 	const char *mode = "full";
 	bool any_workload = false;
+	double seconds = 0; /* 0: the mode's */
 	memset(sel, 0, sizeof *sel);
 	for (int i = 1; i < argc; i++) {
 		const char *arg = argv[i];
@@ -269,6 +312,20 @@ static void parse_args(int argc, char **argv, struct selection *sel)
 				bad_usage("--rounds takes a number from 1 to 99", value);
 			sel->rounds = (unsigned)n;
 			i++;
+		} else if (strcmp(arg, "--batch") == 0 && value != NULL) {
+			char *end;
+			long n = strtol(value, &end, 10);
+			if (*value == '\0' || *end != '\0' || n < 1 || n > BENCH_BATCH_MAX)
+				bad_usage("--batch takes a number from 1 to 65536", value);
+			sel->cfg.batch = (unsigned)n;
+			i++;
+		} else if (strcmp(arg, "--seconds") == 0 && value != NULL) {
+			char *end;
+			double sec = strtod(value, &end);
+			if (*value == '\0' || *end != '\0' || !(sec >= 0.001 && sec <= 600))
+				bad_usage("--seconds takes a number from 0.001 to 600", value);
+			seconds = sec;
+			i++;
 		} else if (strcmp(arg, "--impl") == 0 && value != NULL) {
 			for_each_item(value, take_impl, sel);
 			i++;
@@ -284,6 +341,10 @@ static void parse_args(int argc, char **argv, struct selection *sel)
 		}
 	}
 	set_mode(&sel->cfg, mode);
+	if (seconds != 0)
+		sel->cfg.run_ns = (uint64_t)(seconds * 1e9);
+	if (sel->cfg.batch == 0)
+		sel->cfg.batch = BENCH_BATCH_DEFAULT;
 	if (sel->rounds == 0)
 		sel->rounds = 1;
 	if (sel->nimpls == 0)
@@ -458,6 +519,12 @@ static void say_plan(const struct selection *sel)
 	fprintf(stderr, "mementos-bench: %u runs of %.3f s per point; zipf creation spins %llu "
 	                "iterations (about 1 us)\n",
 	        cfg->reps, (double)cfg->run_ns / 1e9, (unsigned long long)cfg->spin_iters);
+	bool batched = false;
+	for (size_t i = 0; i < sel->nimpls; i++)
+		batched |= sel->impls[i]->begin_batch != NULL;
+	if (batched)
+		fprintf(stderr, "mementos-bench: implementations with batches get in batches of %u\n",
+		        cfg->batch);
 	if (sel->rounds > 1)
 		fprintf(stderr, "mementos-bench: %u rounds, implementations rotated; each point "
 		                "reports its median round\n",

@@ -58,10 +58,27 @@ struct bench_config {
 	unsigned stampede_rounds;
 	uint64_t stampede_sleep_ns; /* the creation's cost in stampede */
 	uint64_t spin_iters;        /* about 1 us of spinning: zipf's creation cost */
+	unsigned batch;             /* gets per batch, for implementations with batches */
 	unsigned threads[BENCH_MAX_THREAD_COUNTS];
 	unsigned nthreads;
 	unsigned cores;             /* online when the run started */
 };
+
+/* Gets per batch unless --batch says otherwise, and the most it takes. */
+#define BENCH_BATCH_DEFAULT 64
+#define BENCH_BATCH_MAX 65536
+
+/* The bounds of a batch (impl.h), for implementations that have them. */
+static inline int bench_batch_begin(const struct bench_impl *impl, void *table)
+{
+	return impl->begin_batch != NULL ? impl->begin_batch(table) : 0;
+}
+
+static inline void bench_batch_end(const struct bench_impl *impl, void *table)
+{
+	if (impl->end_batch != NULL)
+		impl->end_batch(table);
+}
 
 /* ---- objects and their creation cost (bench_object.c) ------------------------------ */
 
@@ -152,6 +169,7 @@ struct bench_timed {
 	void *table;
 	unsigned threads;
 	uint64_t run_ns;
+	unsigned batch;                       /* gets per batch (impl.h's batches) */
 	const struct bench_source *sources;   /* one per thread */
 	struct bench_samples *samples;        /* one per thread, or NULL */
 	/* Filled in by bench_timed_run: */
@@ -178,14 +196,16 @@ int bench_stampede_run(const struct bench_impl *impl, void *table, unsigned thre
 
 /* ---- memory (bench_memory.c) ------------------------------------------------------------------ */
 
-/* Single-threaded: keys base .. base + n - 1, through fill (or get when the
- * implementation has no fill).  0, or -1 after a message. */
-int bench_fill(const struct bench_impl *impl, void *table, uint64_t base, size_t n);
+/* Single-threaded: keys base .. base + n - 1, through fill (or get, in
+ * batches of `batch` gets when the implementation has batches, when it has
+ * no fill).  0, or -1 after a message. */
+int bench_fill(const struct bench_impl *impl, void *table, uint64_t base, size_t n,
+               unsigned batch);
 
 /* bench_fill, with the resident set size read before and after: bytes per
  * entry in *bytes_per_entry. */
 int bench_fill_measured(const struct bench_impl *impl, void *table, uint64_t base, size_t n,
-                        double *bytes_per_entry);
+                        unsigned batch, double *bytes_per_entry);
 
 /* ---- rows (bench_workload.c runs them, bench.c prints them) ------------------------------------- */
 

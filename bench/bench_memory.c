@@ -28,29 +28,52 @@ static long long resident_bytes(void)
 	return n == 2 ? resident * sysconf(_SC_PAGESIZE) : -1;
 }
 
-int bench_fill(const struct bench_impl *impl, void *table, uint64_t base, size_t n)
+/* Keys base .. base + n - 1 through get, in one batch (impl.h): objects
+ * are checked inside it. */
+static int fill_batch(const struct bench_impl *impl, void *table, uint64_t base, size_t n)
+{
+	int rc = bench_batch_begin(impl, table);
+	if (rc != 0) {
+		fprintf(stderr, "mementos-bench: %s: fill: begin_batch failed: %s\n", impl->name,
+		        strerror(-rc));
+		return -1;
+	}
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		uint64_t key = base + i;
+		struct bench_object *obj;
+		rc = impl->get(table, key, &obj);
+		if (rc != 0) {
+			fprintf(stderr, "mementos-bench: %s: fill of key %llu failed: %s\n", impl->name,
+			        (unsigned long long)key, strerror(-rc));
+		} else if (obj->key != key) {
+			fprintf(stderr, "mementos-bench: %s: fill: get(%llu) returned another key's "
+			                "object\n",
+			        impl->name, (unsigned long long)key);
+			rc = -1;
+		}
+	}
+	bench_batch_end(impl, table);
+	return rc == 0 ? 0 : -1;
+}
+
+int bench_fill(const struct bench_impl *impl, void *table, uint64_t base, size_t n,
+               unsigned batch)
 {
 	if (impl->thread_begin != NULL)
 		impl->thread_begin(table);
 	int rc = 0;
-	for (size_t i = 0; i < n && rc == 0; i++) {
-		uint64_t key = base + i;
-		if (impl->fill != NULL) {
-			rc = impl->fill(table, key);
-		} else {
-			struct bench_object *obj;
-			rc = impl->get(table, key, &obj);
-			if (rc == 0 && obj->key != key) {
-				fprintf(stderr, "mementos-bench: %s: fill: get(%llu) returned another "
-				                "key's object\n",
-				        impl->name, (unsigned long long)key);
-				rc = -1;
-				break;
-			}
+	if (impl->fill != NULL) {
+		for (size_t i = 0; i < n && rc == 0; i++) {
+			rc = impl->fill(table, base + i);
+			if (rc != 0)
+				fprintf(stderr, "mementos-bench: %s: fill of key %llu failed: %s\n",
+				        impl->name, (unsigned long long)(base + i), strerror(-rc));
 		}
-		if (rc != 0)
-			fprintf(stderr, "mementos-bench: %s: fill of key %llu failed: %s\n", impl->name,
-			        (unsigned long long)key, strerror(-rc));
+	} else {
+		/* Without batches, one long "batch" with no bounds to call. */
+		size_t step = impl->begin_batch != NULL ? batch : n;
+		for (size_t i = 0; i < n && rc == 0; i += step)
+			rc = fill_batch(impl, table, base + i, n - i < step ? n - i : step);
 	}
 	if (impl->thread_end != NULL)
 		impl->thread_end(table);
@@ -58,10 +81,10 @@ int bench_fill(const struct bench_impl *impl, void *table, uint64_t base, size_t
 }
 
 int bench_fill_measured(const struct bench_impl *impl, void *table, uint64_t base, size_t n,
-                        double *bytes_per_entry)
+                        unsigned batch, double *bytes_per_entry)
 {
 	long long before = resident_bytes();
-	if (bench_fill(impl, table, base, n) != 0)
+	if (bench_fill(impl, table, base, n, batch) != 0)
 		return -1;
 	long long after = resident_bytes();
 	if (before < 0 || after < 0) {

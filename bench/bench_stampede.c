@@ -4,7 +4,10 @@
  * by the caller).  One thread creates; the others must wait for it and get
  * its object.  Per round: exactly one creation, one object for all, and
  * the delay from the end of the creation (stamped in the object) to each
- * thread's return; the creator's own return counts too.
+ * thread's return; the creator's own return counts too.  Each get is a
+ * batch of its own (impl.h), which ends before the thread waits at the
+ * round's barrier: what the driver checks of the object (its address, key
+ * and creation stamp) is copied inside the batch.
  *
  * SPDX-License-Identifier: BSD-2-Clause
  */
@@ -15,6 +18,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* What a thread got in one round, copied while its batch held the object. */
+struct got {
+	int rc;
+	uintptr_t obj; /* compared only: the object may be gone */
+	uint64_t key, created_ns, returned_ns;
+};
+
 struct stampede {
 	const struct bench_impl *impl;
 	void *table;
@@ -23,9 +33,7 @@ struct stampede {
 	struct bench_gate gate;
 	pthread_barrier_t start, done; /* the threads and the driver */
 	/* [round * threads + thread], each written by its own thread: */
-	struct bench_object **got;
-	int *rc;
-	uint64_t *returned_ns;
+	struct got *got;
 };
 
 struct stampeder {
@@ -42,10 +50,20 @@ static void *stampeder_main(void *arg)
 		s->impl->thread_begin(s->table);
 	if (bench_gate_pass(&s->gate)) {
 		for (unsigned r = 0; r < s->rounds; r++) {
-			size_t at = (size_t)r * s->threads + me->index;
+			struct got *got = &s->got[(size_t)r * s->threads + me->index];
 			pthread_barrier_wait(&s->start);
-			s->rc[at] = s->impl->get(s->table, s->first_key + r, &s->got[at]);
-			s->returned_ns[at] = bench_now_ns();
+			got->rc = bench_batch_begin(s->impl, s->table);
+			if (got->rc == 0) {
+				struct bench_object *obj;
+				got->rc = s->impl->get(s->table, s->first_key + r, &obj);
+				got->returned_ns = bench_now_ns();
+				if (got->rc == 0) {
+					got->obj = (uintptr_t)obj;
+					got->key = obj->key;
+					got->created_ns = obj->payload[BENCH_OBJECT_CREATED_AT];
+				}
+				bench_batch_end(s->impl, s->table);
+			}
 			pthread_barrier_wait(&s->done);
 		}
 	}
@@ -60,25 +78,24 @@ static int check_round(struct stampede *s, unsigned r, uint64_t released_ns, uin
                        struct bench_stampede_result *out)
 {
 	uint64_t key = s->first_key + r;
-	const struct bench_object *first = NULL;
+	uintptr_t first = 0;
 	uint64_t last_return = released_ns;
 	for (unsigned t = 0; t < s->threads; t++) {
-		size_t at = (size_t)r * s->threads + t;
-		if (s->rc[at] != 0) {
+		const struct got *got = &s->got[(size_t)r * s->threads + t];
+		if (got->rc != 0) {
 			fprintf(stderr, "mementos-bench: %s: stampede get(%llu) failed: %s\n",
-			        s->impl->name, (unsigned long long)key, strerror(-s->rc[at]));
+			        s->impl->name, (unsigned long long)key, strerror(-got->rc));
 			return -1;
 		}
-		const struct bench_object *obj = s->got[at];
-		if (obj->key != key || (first != NULL && obj != first)) {
+		if (got->key != key || (first != 0 && got->obj != first)) {
 			fprintf(stderr,
 			        "mementos-bench: %s: stampede round %u: threads got different objects\n",
 			        s->impl->name, r);
 			return -1;
 		}
-		first = obj;
-		uint64_t created_at = obj->payload[BENCH_OBJECT_CREATED_AT];
-		uint64_t returned = s->returned_ns[at];
+		first = got->obj;
+		uint64_t created_at = got->created_ns;
+		uint64_t returned = got->returned_ns;
 		double wake_us = returned > created_at ? (double)(returned - created_at) / 1e3 : 0;
 		out->worst_wake_us = wake_us > out->worst_wake_us ? wake_us : out->worst_wake_us;
 		last_return = returned > last_return ? returned : last_return;
@@ -120,16 +137,11 @@ int bench_stampede_run(const struct bench_impl *impl, void *table, unsigned thre
 		.rounds = rounds,
 		.first_key = first_key,
 	};
-	size_t slots = (size_t)rounds * threads;
-	s.got = calloc(slots, sizeof *s.got);
-	s.rc = calloc(slots, sizeof *s.rc);
-	s.returned_ns = calloc(slots, sizeof *s.returned_ns);
+	s.got = calloc((size_t)rounds * threads, sizeof *s.got);
 	struct stampeder *who = calloc(threads, sizeof *who);
-	if (s.got == NULL || s.rc == NULL || s.returned_ns == NULL || who == NULL) {
+	if (s.got == NULL || who == NULL) {
 		fprintf(stderr, "mementos-bench: out of memory for the stampede\n");
 		free(s.got);
-		free(s.rc);
-		free(s.returned_ns);
 		free(who);
 		return -1;
 	}
@@ -159,8 +171,6 @@ int bench_stampede_run(const struct bench_impl *impl, void *table, unsigned thre
 	pthread_barrier_destroy(&s.start);
 	bench_gate_destroy(&s.gate);
 	free(s.got);
-	free(s.rc);
-	free(s.returned_ns);
 	free(who);
 	return rc;
 }

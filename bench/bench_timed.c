@@ -6,7 +6,11 @@
  * The loop is the same for every implementation: one array read for the
  * key, one indirect call, one compare of the object's key, one predictable
  * branch for sampling, and a relaxed load of the stop flag every
- * STOP_CHECK_EVERY gets.
+ * STOP_CHECK_EVERY gets.  An implementation with batches (impl.h) gets a
+ * copy of the loop in which the gets between two loads of the stop flag
+ * are one batch of run->batch gets, inside begin_batch and end_batch: the
+ * object's key is compared before the batch ends, and the stop flag is
+ * read outside every batch.
  *
  * SPDX-License-Identifier: BSD-2-Clause
  */
@@ -30,7 +34,8 @@ struct worker {
 	struct bench_gate *gate;
 	_Atomic bool *stop;
 	uint64_t ops, start_ns, end_ns;
-	int rc;            /* a failed get */
+	int rc;            /* a failed get, or begin_batch */
+	bool failed_batch; /* rc is begin_batch's */
 	bool wrong_object; /* get returned another key's object */
 	uint64_t bad_key;
 };
@@ -41,8 +46,12 @@ static void sample_add(struct bench_samples *s, uint64_t ns)
 		s->ns[s->n++] = ns < UINT32_MAX ? (uint32_t)ns : UINT32_MAX;
 }
 
-/* The timed loop: gets until the stop flag, or until a get goes wrong. */
-static void worker_loop(struct worker *w)
+/*
+ * The timed loop: gets until the stop flag, or until a get goes wrong.
+ * Inlined into worker_loop twice, so that batched is a constant in each
+ * copy and the copy without batches has no trace of them.
+ */
+static inline __attribute__((always_inline)) void worker_loop_as(struct worker *w, bool batched)
 {
 	const struct bench_timed *run = w->run;
 	int (*const get)(void *, uint64_t, struct bench_object **) = run->impl->get;
@@ -50,12 +59,23 @@ static void worker_loop(struct worker *w)
 	const struct bench_source src = run->sources[w->index];
 	struct bench_samples *const samples =
 		run->samples != NULL ? &run->samples[w->index] : NULL;
+	const unsigned block = batched ? run->batch : STOP_CHECK_EVERY;
 
 	w->start_ns = bench_now_ns();
 	uint64_t i = 0;
 	/* Relaxed: the flag only ends the loop; the join orders the results. */
 	while (!atomic_load_explicit(w->stop, memory_order_relaxed)) {
-		for (unsigned j = 0; j < STOP_CHECK_EVERY; j++, i++) {
+		if (batched) {
+			int rc = run->impl->begin_batch(table);
+			if (__builtin_expect(rc != 0, 0)) {
+				w->rc = rc;
+				w->failed_batch = true;
+				w->end_ns = bench_now_ns();
+				w->ops = i;
+				return;
+			}
+		}
+		for (unsigned j = 0; j < block; j++, i++) {
 			uint64_t key = src.base +
 			               (src.stream != NULL ? src.stream[(src.start + i) & src.mask] : i);
 			struct bench_object *obj;
@@ -71,14 +91,26 @@ static void worker_loop(struct worker *w)
 				w->rc = rc;
 				w->wrong_object = rc == 0;
 				w->bad_key = key;
+				if (batched)
+					run->impl->end_batch(table);
 				w->end_ns = bench_now_ns();
 				w->ops = i;
 				return;
 			}
 		}
+		if (batched)
+			run->impl->end_batch(table);
 	}
 	w->end_ns = bench_now_ns();
 	w->ops = i;
+}
+
+static void worker_loop(struct worker *w)
+{
+	if (w->run->impl->begin_batch != NULL)
+		worker_loop_as(w, true);
+	else
+		worker_loop_as(w, false);
 }
 
 static void *worker_main(void *arg)
@@ -103,6 +135,9 @@ static int report_failures(const struct bench_timed *run, const struct worker *w
 		if (w[t].wrong_object)
 			fprintf(stderr, "mementos-bench: %s: get(%llu) returned another key's object\n",
 			        run->impl->name, (unsigned long long)w[t].bad_key);
+		else if (w[t].failed_batch)
+			fprintf(stderr, "mementos-bench: %s: begin_batch failed: %s\n", run->impl->name,
+			        strerror(-w[t].rc));
 		else if (w[t].rc != 0)
 			fprintf(stderr, "mementos-bench: %s: get(%llu) failed: %s\n", run->impl->name,
 			        (unsigned long long)w[t].bad_key, strerror(-w[t].rc));

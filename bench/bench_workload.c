@@ -7,7 +7,12 @@
  * was opened, its count() and the objects its close() destroyed must be
  * equal, and equal to what the workload asked for (hot: 1; uniform: its
  * keys; zipf: the distinct keys the run asked for; insert: every get's key;
- * stampede: one per round, checked per round as well).
+ * stampede: one per round, checked per round as well); none may have been
+ * destroyed before close.
+ *
+ * A bounded table (impl.h's open_bounded) gets max(1, keys / 2) as its
+ * bound, half the keys the workload can ask for (workload_keys), and
+ * evicts: its check is table_close_checked's second half.
  *
  * SPDX-License-Identifier: BSD-2-Clause
  */
@@ -89,15 +94,41 @@ static int row_send(int fd, const struct bench_row *row)
 
 /* ---- tables and their check ------------------------------------------------------------ */
 
-/* The counts when a table was opened, to tell its creations from others'. */
+/* The counts when a table was opened, to tell its objects from others',
+ * and the bound it was opened with. */
 struct ledger {
-	uint64_t created_at_open;
+	uint64_t created_at_open, destroyed_at_open;
+	uint64_t bound; /* 0: not bounded */
 };
 
-static void *table_open(const struct bench_impl *impl, struct ledger *l)
+/* The distinct keys workload w can ask for, which a bounded table's bound
+ * is half of.  insert has no fixed number (every get is a new key): it
+ * gets uniform's, as does the fill for bytes per entry (BENCH_NWORKLOADS). */
+static uint64_t workload_keys(const struct bench_config *cfg, enum bench_workload w)
+{
+	switch (w) {
+	case BENCH_HOT:
+		return 1;
+	case BENCH_ZIPF:
+		return cfg->zipf_keys;
+	case BENCH_STAMPEDE:
+		return cfg->stampede_rounds;
+	default:
+		return cfg->uniform_keys;
+	}
+}
+
+static void *table_open(const struct bench_config *cfg, const struct bench_impl *impl,
+                        enum bench_workload w, struct ledger *l)
 {
 	l->created_at_open = bench_objects_created();
-	return impl->open();
+	l->destroyed_at_open = bench_objects_destroyed();
+	l->bound = 0;
+	if (impl->open_bounded == NULL)
+		return impl->open();
+	uint64_t half = workload_keys(cfg, w) / 2;
+	l->bound = half > 0 ? half : 1;
+	return impl->open_bounded(l->bound);
 }
 
 static uint64_t table_creations(const struct ledger *l)
@@ -105,27 +136,91 @@ static uint64_t table_creations(const struct ledger *l)
 	return bench_objects_created() - l->created_at_open;
 }
 
-/* Any count will do (the table's own three counts must still agree). */
+/* Any count will do (the table's own counts must still agree). */
 #define ANY_COUNT UINT64_MAX
 
-/* Closes table: 0 when created == count() == destroyed == expected. */
-static int table_close_checked(const struct bench_impl *impl, void *table,
-                               const struct ledger *l, uint64_t expected, const char *what)
+/* What a table was asked for, as its check at close needs it. */
+struct asked {
+	uint64_t keys; /* distinct keys, or ANY_COUNT */
+	bool again;    /* some key was asked for again after its first get (hot,
+	                  uniform, zipf), so a bounded table may have evicted it
+	                  and created it again; else (insert, stampede, the
+	                  bytes/entry fill) never */
+};
+
+/*
+ * A bounded table's check, once count() has had it destroy what it evicted
+ * (impl.h): every object it created was destroyed once, evicted (before
+ * close) or held (by close), and nothing else was destroyed before close
+ * (its own count of evictions); it held at most its bound plus its slack,
+ * and at most one object per key; it created every key asked for, and
+ * created one again only after evicting it: exactly once per key when no
+ * key was asked for again, else at most once more per eviction.  Says what
+ * it checked on stderr (as progress), or what failed.
+ */
+static int bounded_checked(const struct bench_impl *impl, const char *what,
+                           const struct ledger *l, struct asked asked, uint64_t created,
+                           uint64_t evicted, uint64_t early, uint64_t count, uint64_t destroyed)
 {
+	const char *wrong = NULL;
+	bool keys_known = asked.keys != ANY_COUNT;
+	if (created != early + count || count != destroyed)
+		wrong = "objects not destroyed exactly once";
+	else if (early != evicted)
+		wrong = "objects destroyed before close are not the evicted ones";
+	else if (count > l->bound + impl->bound_slack)
+		wrong = "more objects held than the bound";
+	else if (keys_known && count > asked.keys)
+		wrong = "more objects held than keys asked for";
+	else if (keys_known && created < asked.keys)
+		wrong = "a key asked for was never created";
+	else if (keys_known && !asked.again && created != asked.keys)
+		wrong = "a key asked for once was created twice";
+	else if (keys_known && created - asked.keys > evicted)
+		wrong = "more keys created again than evicted";
+	fprintf(stderr,
+	        "mementos-bench: %s %s: bounded table %s: at most %llu (+%llu) held, %llu at close; "
+	        "%llu created, %llu evicted, %llu destroyed before close, %llu at close",
+	        impl->name, what, wrong != NULL ? "check FAILED" : "checked",
+	        (unsigned long long)l->bound, (unsigned long long)impl->bound_slack,
+	        (unsigned long long)count, (unsigned long long)created, (unsigned long long)evicted,
+	        (unsigned long long)early, (unsigned long long)destroyed);
+	if (keys_known)
+		fprintf(stderr, "; %llu keys asked for, %s", (unsigned long long)asked.keys,
+		        asked.again ? "created again only after evictions" : "each created once");
+	fprintf(stderr, "%s%s\n", wrong != NULL ? ": " : "", wrong != NULL ? wrong : "");
+	return wrong != NULL ? -1 : 0;
+}
+
+/* Closes table: 0 when created == count() == destroyed == the keys asked
+ * for and nothing was destroyed before close, or, for a bounded table, when
+ * bounded_checked passes. */
+static int table_close_checked(const struct bench_impl *impl, void *table,
+                               const struct ledger *l, struct asked asked, const char *what)
+{
+	uint64_t count = impl->count(table); /* first: a bounded table settles its evictions */
 	uint64_t created = table_creations(l);
-	uint64_t count = impl->count(table);
 	uint64_t destroyed_before = bench_objects_destroyed();
+	uint64_t early = destroyed_before - l->destroyed_at_open;
+	if (l->bound != 0) {
+		uint64_t evicted = impl->evictions(table);
+		impl->close(table);
+		uint64_t destroyed = bench_objects_destroyed() - destroyed_before;
+		return bounded_checked(impl, what, l, asked, created, evicted, early, count,
+		                       destroyed);
+	}
 	impl->close(table);
 	uint64_t destroyed = bench_objects_destroyed() - destroyed_before;
-	if (created == count && count == destroyed && (expected == ANY_COUNT || created == expected))
+	if (created == count && count == destroyed && early == 0 &&
+	    (asked.keys == ANY_COUNT || created == asked.keys))
 		return 0;
 	fprintf(stderr,
 	        "mementos-bench: %s %s: exactly-once creation violated: %llu created, count() %llu, "
-	        "%llu destroyed at close",
+	        "%llu destroyed before close, %llu at close",
 	        impl->name, what, (unsigned long long)created, (unsigned long long)count,
-	        (unsigned long long)destroyed);
-	if (expected != ANY_COUNT)
-		fprintf(stderr, ", %llu keys asked for", (unsigned long long)expected);
+	        (unsigned long long)early, (unsigned long long)destroyed);
+	if (asked.keys != ANY_COUNT)
+		fprintf(stderr, ", %llu keys asked for", (unsigned long long)asked.keys);
 	fputc('\n', stderr);
 	return -1;
 }
@@ -191,6 +286,7 @@ struct point {
 	unsigned threads;
 	const struct bench_stream *stream; /* uniform and zipf; NULL otherwise */
 	void *table;                       /* hot and uniform: filled, kept */
+	const struct ledger *ledger;       /* the filled table's */
 	struct bench_source *sources;
 	struct bench_samples *samples;     /* uniform and zipf; NULL otherwise */
 	uint64_t *ops;
@@ -252,7 +348,7 @@ static int point_rep(struct point *p, struct rep *out)
 {
 	bool fresh = p->table == NULL;
 	struct ledger ledger;
-	void *table = fresh ? table_open(p->impl, &ledger) : p->table;
+	void *table = fresh ? table_open(p->cfg, p->impl, p->w, &ledger) : p->table;
 	if (table == NULL)
 		return -1;
 	uint64_t created_before = bench_objects_created();
@@ -261,6 +357,7 @@ static int point_rep(struct point *p, struct rep *out)
 		.table = table,
 		.threads = p->threads,
 		.run_ns = p->cfg->run_ns,
+		.batch = p->cfg->batch,
 		.sources = p->sources,
 		.samples = p->samples,
 		.ops = p->ops,
@@ -268,18 +365,21 @@ static int point_rep(struct point *p, struct rep *out)
 	int rc = bench_timed_run(&run);
 	uint64_t created = bench_objects_created() - created_before;
 
-	if (rc == 0 && !fresh && created != 0) {
+	/* A bounded table may have evicted keys of the fill, which a run then
+	 * creates again: its creations are checked when it closes. */
+	if (rc == 0 && !fresh && created != 0 && p->impl->open_bounded == NULL) {
 		fprintf(stderr, "mementos-bench: %s %s: %llu creations in a run of hits\n",
 		        p->impl->name, bench_workload_names[p->w], (unsigned long long)created);
 		rc = -1;
 	}
 	if (fresh) {
-		uint64_t expected = ANY_COUNT;
+		/* insert asks for each key once; zipf for some again. */
+		struct asked asked = { ANY_COUNT, p->w != BENCH_INSERT };
 		if (rc == 0 && p->w == BENCH_INSERT)
-			expected = run.total_ops;
-		else if (rc == 0 && p->w == BENCH_ZIPF && zipf_distinct(p, &expected) != 0)
+			asked.keys = run.total_ops;
+		else if (rc == 0 && p->w == BENCH_ZIPF && zipf_distinct(p, &asked.keys) != 0)
 			rc = -1;
-		if (table_close_checked(p->impl, table, &ledger, expected,
+		if (table_close_checked(p->impl, table, &ledger, asked,
 		                        bench_workload_names[p->w]) != 0)
 			rc = -1;
 	}
@@ -299,7 +399,7 @@ static void progress(const struct point *p, const char *what)
 	        p->threads > p->cfg->cores ? " (more threads than online cores)" : "", what);
 }
 
-static int point_run(struct point *p, uint64_t table_creations_so_far, int fd)
+static int point_run(struct point *p, int fd)
 {
 	unsigned reps = p->cfg->reps;
 	struct rep rep[reps];
@@ -316,12 +416,18 @@ static int point_run(struct point *p, uint64_t table_creations_so_far, int fd)
 	row.seconds = median.seconds;
 	row.mops = median.mops;
 	row.ns_per_op = median.ops != 0 ? median.seconds * p->threads * 1e9 / (double)median.ops : NAN;
-	row.creations = (double)(p->table != NULL ? table_creations_so_far : median.creations);
+	/* A filled table's: since it was opened (a bounded one's grow). */
+	row.creations = (double)(p->table != NULL ? table_creations(p->ledger) : median.creations);
 	if (p->samples != NULL)
 		percentiles(p->samples, p->threads, &row);
 
-	char what[96];
-	snprintf(what, sizeof what, "%.2f Mops/s (median of %u)", row.mops, reps);
+	char what[160];
+	int n = snprintf(what, sizeof what, "%.2f Mops/s (median of %u)", row.mops, reps);
+	if (p->table != NULL && p->impl->open_bounded != NULL && n > 0 && (size_t)n < sizeof what)
+		snprintf(what + n, sizeof what - (size_t)n,
+		         "; %llu creations of evicted keys (%.1f%% of gets; checked at close)",
+		         (unsigned long long)median.creations,
+		         median.ops != 0 ? 100.0 * (double)median.creations / (double)median.ops : 0.0);
 	progress(p, what);
 	return row_send(fd, &row);
 }
@@ -357,11 +463,12 @@ static int timed_workload(const struct bench_config *cfg, const struct bench_imp
 			.threads = cfg->threads[i],
 			.stream = stream,
 			.table = table,
+			.ledger = ledger,
 			.sources = sources,
 			.samples = samples,
 			.ops = ops,
 		};
-		rc = point_run(&p, table != NULL ? table_creations(ledger) : 0, fd);
+		rc = point_run(&p, fd);
 	}
 
 	for (unsigned t = 0; t < most && samples != NULL; t++)
@@ -387,24 +494,25 @@ static int filled_workload(const struct bench_config *cfg, const struct bench_im
                            enum bench_workload w, const struct bench_stream *uniform, int fd)
 {
 	struct ledger ledger;
-	void *table = table_open(impl, &ledger);
+	void *table = table_open(cfg, impl, w, &ledger);
 	if (table == NULL)
 		return -1;
 	size_t keys = w == BENCH_HOT ? 1 : cfg->uniform_keys;
 	int rc;
 	if (w == BENCH_HOT) {
-		rc = bench_fill(impl, table, HOT_KEY, 1);
+		rc = bench_fill(impl, table, HOT_KEY, 1, cfg->batch);
 	} else {
 		double bytes_per_entry;
 		fprintf(stderr, "mementos-bench: %s uniform: filling %zu keys\n", impl->name, keys);
-		rc = bench_fill_measured(impl, table, UNIFORM_BASE, keys, &bytes_per_entry);
+		rc = bench_fill_measured(impl, table, UNIFORM_BASE, keys, cfg->batch, &bytes_per_entry);
 		if (rc == 0)
 			rc = send_memory(bytes_per_entry, fd);
 	}
 	if (rc == 0)
 		rc = timed_workload(cfg, impl, w, w == BENCH_UNIFORM ? uniform : NULL, table, &ledger,
 		                    fd);
-	if (table_close_checked(impl, table, &ledger, keys, bench_workload_names[w]) != 0)
+	struct asked asked = { keys, true }; /* the runs ask again */
+	if (table_close_checked(impl, table, &ledger, asked, bench_workload_names[w]) != 0)
 		rc = -1;
 	return rc;
 }
@@ -413,14 +521,16 @@ static int filled_workload(const struct bench_config *cfg, const struct bench_im
 static int memory_only(const struct bench_config *cfg, const struct bench_impl *impl, int fd)
 {
 	struct ledger ledger;
-	void *table = table_open(impl, &ledger);
+	void *table = table_open(cfg, impl, BENCH_NWORKLOADS, &ledger);
 	if (table == NULL)
 		return -1;
 	double bytes_per_entry;
 	fprintf(stderr, "mementos-bench: %s: filling %zu keys for bytes/entry\n", impl->name,
 	        cfg->uniform_keys);
-	int rc = bench_fill_measured(impl, table, UNIFORM_BASE, cfg->uniform_keys, &bytes_per_entry);
-	if (table_close_checked(impl, table, &ledger, cfg->uniform_keys, "bytes/entry fill") != 0)
+	int rc = bench_fill_measured(impl, table, UNIFORM_BASE, cfg->uniform_keys, cfg->batch,
+	                             &bytes_per_entry);
+	struct asked asked = { cfg->uniform_keys, false };
+	if (table_close_checked(impl, table, &ledger, asked, "bytes/entry fill") != 0)
 		rc = -1;
 	return rc == 0 ? send_memory(bytes_per_entry, fd) : -1;
 }
@@ -432,13 +542,15 @@ static int stampede_workload(const struct bench_config *cfg, const struct bench_
 		struct point p = { .cfg = cfg, .impl = impl, .w = BENCH_STAMPEDE,
 		                   .threads = cfg->threads[i] };
 		struct ledger ledger;
-		void *table = table_open(impl, &ledger);
+		void *table = table_open(cfg, impl, BENCH_STAMPEDE, &ledger);
 		if (table == NULL)
 			return -1;
 		struct bench_stampede_result res;
 		int rc = bench_stampede_run(impl, table, p.threads, cfg->stampede_rounds, STAMPEDE_BASE,
 		                            &res);
-		if (table_close_checked(impl, table, &ledger, cfg->stampede_rounds, "stampede") != 0)
+		/* A new key each round, asked for in that round only. */
+		struct asked asked = { cfg->stampede_rounds, false };
+		if (table_close_checked(impl, table, &ledger, asked, "stampede") != 0)
 			rc = -1;
 		if (rc != 0)
 			return -1;

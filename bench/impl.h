@@ -55,23 +55,49 @@ struct bench_impl {
 	 * stderr).  Called once per table, before any thread starts. */
 	void *(*open)(void);
 
+	/* Optional, for a table that bounds itself (NULL: the table keeps every
+	 * object until close).  Called instead of open: makes an empty table
+	 * that holds at most max_entries objects, plus bound_slack, evicting
+	 * others; the next get of an evicted key creates it again.  The driver
+	 * picks max_entries from the workload's keys (bench_workload.c, --help)
+	 * and adapts its exactly-once checks to the evictions. */
+	void *(*open_bounded)(uint64_t max_entries);
+	uint64_t bound_slack; /* with open_bounded: objects it may hold past max_entries */
+	/* With open_bounded: the objects the table evicted since open, by its
+	 * own count.  Called only when no thread is in get or in a batch. */
+	uint64_t (*evictions)(void *table);
+
 	/* Optional (NULL when not needed): called by each benchmark thread
 	 * before its first get and after its last (liburcu registers here). */
 	void (*thread_begin)(void *table);
 	void (*thread_end)(void *table);
 
+	/* Optional, both or neither (NULL: no batches): the bounds of a batch
+	 * of one thread's gets, as a server's request.  A thread calls
+	 * begin_batch before the first get of each batch (--batch gets in the
+	 * timed loop and the fill, one get per stampede round) and end_batch
+	 * after the last, uses the objects those gets returned only in
+	 * between, and never waits or sleeps in between (a get may still wait
+	 * for another thread's creation).  begin_batch: 0, or a negative errno
+	 * (then the batch does not run and end_batch is not called). */
+	int (*begin_batch)(void *table);
+	void (*end_batch)(void *table);
+
 	/* Get-or-create: *obj is the one object of key, created by the first
 	 * caller with bench_object_create; concurrent callers of the same key
 	 * wait for that creation.  0, or a negative errno (then *obj is
-	 * unspecified).  Any registered thread, concurrently.  The object lives
-	 * until close. */
+	 * unspecified).  Any registered thread, concurrently, inside a batch
+	 * when the implementation has them.  The object lives until close, or,
+	 * with batches, at least until the batch ends. */
 	int (*get)(void *table, uint64_t key, struct bench_object **obj);
 
 	/* Single-threaded insertion before the timed phase.  NULL means get
 	 * serves (every cache); the floor, which never creates, has its own. */
 	int (*fill)(void *table, uint64_t key);
 
-	/* Entries in the table.  Called only when no thread is in get. */
+	/* Entries in the table.  Called only when no thread is in get or in a
+	 * batch.  A table that evicts has destroyed every object it evicted
+	 * when count returns, so that objects created == destroyed + count(). */
 	size_t (*count)(void *table);
 
 	/* Destroys every object with bench_object_destroy and frees the table.
@@ -81,6 +107,8 @@ struct bench_impl {
 
 /* Defined by each implementation's file; NULL-free list in bench/impls.c. */
 extern const struct bench_impl bench_impl_mementos;
+extern const struct bench_impl bench_impl_mementos_guarded;
+extern const struct bench_impl bench_impl_mementos_bounded;
 extern const struct bench_impl bench_impl_floor;
 extern const struct bench_impl bench_impl_mutex;
 extern const struct bench_impl bench_impl_rwlock;

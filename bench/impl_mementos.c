@@ -1,21 +1,16 @@
 /*
  * impl_mementos.c: mementos as its users write it: one cache, one class
- * whose key is the u64 and whose create builds the bench object.
+ * whose key is the u64 and whose create builds the bench object.  The
+ * table and its functions serve the guarded implementations too
+ * (impl_mementos.h); only the class's options differ.
  *
  * SPDX-License-Identifier: BSD-2-Clause
  */
-#include "impl.h"
-
-#include <mementos.h>
+#include "impl_mementos.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
-
-struct mementos_table {
-	memento_cache *cache;
-	memento_class *cls;
-};
 
 static int key_u64(memento_key *key, const void *args, void *ctx)
 {
@@ -39,11 +34,11 @@ static void destroy_object(void *obj, void *ctx)
 	bench_object_destroy(obj);
 }
 
-static void *mementos_open(void)
+struct mementos_table *bench_mementos_open(const char *who, const memento_class_options *options)
 {
 	struct mementos_table *t = calloc(1, sizeof *t);
 	if (t == NULL) {
-		fprintf(stderr, "mementos: out of memory\n");
+		fprintf(stderr, "%s: out of memory\n", who);
 		return NULL;
 	}
 	/* Default options: not presized, a random seed, the default shards. */
@@ -55,10 +50,10 @@ static void *mementos_open(void)
 			.create = create_object,
 			.destroy = destroy_object,
 		};
-		rc = memento_class_new(t->cache, &desc, &t->cls);
+		rc = memento_class_new_with(t->cache, &desc, options, &t->cls);
 	}
 	if (rc != 0) {
-		fprintf(stderr, "mementos: cannot make a cache: %s\n", memento_strerror(rc));
+		fprintf(stderr, "%s: cannot make a cache: %s\n", who, memento_strerror(rc));
 		memento_cache_free(t->cache);
 		free(t);
 		return NULL;
@@ -66,7 +61,7 @@ static void *mementos_open(void)
 	return t;
 }
 
-static int mementos_get(void *table, uint64_t key, struct bench_object **obj)
+int bench_mementos_get(void *table, uint64_t key, struct bench_object **obj)
 {
 	struct mementos_table *t = table;
 	void *found;
@@ -76,23 +71,28 @@ static int mementos_get(void *table, uint64_t key, struct bench_object **obj)
 	return rc;
 }
 
-static size_t mementos_count(void *table)
+size_t bench_mementos_count(void *table)
 {
 	return memento_count(((struct mementos_table *)table)->cache);
 }
 
-static void mementos_close(void *table)
+void bench_mementos_close(void *table)
 {
 	struct mementos_table *t = table;
 	memento_cache_free(t->cache);
 	free(t);
 }
 
+static void *mementos_open(void)
+{
+	return bench_mementos_open("mementos", NULL);
+}
+
 const struct bench_impl bench_impl_mementos = {
 	.name = "mementos",
 	.describe = "this library: memento_get on one class, the u64 as its key",
 	.open = mementos_open,
-	.get = mementos_get,
-	.count = mementos_count,
-	.close = mementos_close,
+	.get = bench_mementos_get,
+	.count = bench_mementos_count,
+	.close = bench_mementos_close,
 };
