@@ -1,9 +1,11 @@
 /*
  * An entry's life: CREATING (one owner runs create), then READY (holds the
- * object until the cache is freed) or FAILED (unlinked, freed once the last
- * waiter and the last reader are gone).  Waiters sleep on the state word,
- * a Linux futex; the finishing owner wakes them only if one announced itself
- * with the WAITERS bit.
+ * object until the cache is freed; for a guarded class, until it is
+ * removed and reclaimed, lifetime/reclaim.c) or FAILED (unlinked, freed
+ * once the last waiter and the last reader are gone; or, a failure its
+ * class remembers, linked until its ttl ends, lifetime/freshness.c).
+ * Waiters sleep on the state word, a Linux futex; the finishing owner
+ * wakes them only if one announced itself with the WAITERS bit.
  *
  * While CREATING, the entry's u points to its creation record: the owner
  * (for deadlock walks), the references of the creator and its waiters, and

@@ -6,9 +6,11 @@
  *   this thread's front cache holds a ready entry for key -> return obj
  *   epoch section (unless a guard holds one) { ck_hs_get; READY -> keep
  *         in front, return obj }
- *   miss: shard lock { recheck; link a CREATING entry owned by this thread }
- *         create() outside every lock; publish or fail; wake the waiters
- *   CREATING seen: take a reference, leave the section, then sleep
+ *   otherwise, after the section: shard lock { look again: ready -> obj;
+ *         creating -> take a reference on its creation; absent -> link a
+ *         CREATING entry owned by this thread }
+ *   creator: create() outside every lock; publish or fail; wake the waiters
+ *   waiter: sleep on the entry's state word, then share the outcome
  *
  * A guarded class's hits also check the object's age (expiry, refresh) and
  * mark it used for its eviction policy; the shard lock settles what such a
