@@ -106,9 +106,10 @@ static inline uint64_t memento__class_seed(uint64_t cache_seed, uint32_t index)
  * entry left its table (forgotten, failed, evicted, expired, replaced),
  * changed under the shard lock.  A phase of 0 is a free slot in its shard's
  * slab.  The high bits are the entry's identity, fixed for its life: the
- * class index, the key's length in words, and GUARDED (the class's objects
- * are reclaimed: the entry carries a lifetime trailer after its key).  Every
- * change to the word keeps them.
+ * class index, the key's length in words, GUARDED (the class's objects are
+ * reclaimed: the entry carries a lifetime trailer after its key) and
+ * FULL_LIFE (that trailer is the full one: the class has a bound, expiry or
+ * refresh).  Every change to the word keeps them.
  */
 enum {
 	MEMENTO__CREATING = 1,
@@ -119,6 +120,7 @@ enum {
 	MEMENTO__UNLINKED = 8,
 	MEMENTO__STATE_BITS = 15,
 	MEMENTO__GUARDED = 16, /* identity: a lifetime trailer follows the key */
+	MEMENTO__FULL_LIFE = 1 << 15, /* identity: that trailer is the full one */
 };
 
 #define MEMENTO__WORDS_SHIFT 5
@@ -127,15 +129,18 @@ enum {
 
 _Static_assert(MEMENTO_KEY_MAX / 8 <= MEMENTO__WORDS_MASK, "a key's words fit their 10 bits");
 _Static_assert(MEMENTO_KEY_MAX % 8 == 0, "keys are whole words");
-_Static_assert(MEMENTO__WORDS_SHIFT + 10 <= MEMENTO__CLS_SHIFT, "length and class apart");
+_Static_assert(MEMENTO__WORDS_SHIFT + 10 <= 15 && 15 < MEMENTO__CLS_SHIFT,
+               "length, FULL_LIFE and class apart");
 _Static_assert(MEMENTO_CLASSES_MAX == 1u << (32 - MEMENTO__CLS_SHIFT),
                "a class index fits its 15 bits");
 
 /* The identity bits of a class (index cls; guarded: it reclaims its
- * objects), to which a key adds its length (memento__identity_of). */
-static inline uint32_t memento__class_identity(uint32_t cls, bool guarded)
+ * objects; full_life: with a bound, expiry or refresh), to which a key adds
+ * its length (memento__identity_of). */
+static inline uint32_t memento__class_identity(uint32_t cls, bool guarded, bool full_life)
 {
-	return cls << MEMENTO__CLS_SHIFT | (guarded ? (uint32_t)MEMENTO__GUARDED : 0);
+	return cls << MEMENTO__CLS_SHIFT | (guarded ? (uint32_t)MEMENTO__GUARDED : 0) |
+	       (guarded && full_life ? (uint32_t)MEMENTO__FULL_LIFE : 0);
 }
 
 /* The identity bits of a key of len bytes (whole words) in a class with
@@ -186,6 +191,10 @@ struct memento__entry {
 /*
  * What a guarded class's entry carries after its key: its object's
  * lifetime.  Written when the object is published, then read by hits.
+ * A class without bound, expiry or refresh has only the short trailer,
+ * up to and including u.gone (32 bytes); the others the whole struct
+ * (FULL_LIFE in the identity): smaller entries are fewer pages for a hit
+ * on a large table to walk.
  */
 struct memento__life {
 	/* Holders of the object: the table (until the grace period after the
@@ -195,19 +204,24 @@ struct memento__life {
 	_Atomic uint32_t refs;
 	uint32_t key_words;            /* so that a policy node finds its entry */
 	struct memento__shard *shard;  /* where the entry goes back when freed */
-	uint64_t born;                 /* ns, coarse monotonic clock: publication */
-	/* ns: the first get from then on rebuilds the object; the top bit
-	 * (MEMENTO__REFRESHING) says a get is doing it.  Written under the
-	 * shard lock, read by hits. */
-	_Atomic uint64_t refresh_at;
 	union {
-		struct memento__policy_node node; /* linked: its place in the eviction policy */
+		struct memento__policy_node node; /* full, linked: its place in the policy */
 		struct {                          /* removed: */
 			struct memento__entry *next; /* limbo, then the due stack */
 			unsigned int stamp;          /* global epoch at removal */
 		} gone;
 	} u;
+	/* The full trailer only, from here on. */
+	uint64_t born; /* ns, coarse monotonic clock: publication */
+	/* ns: the first get from then on rebuilds the object; the top bit
+	 * (MEMENTO__REFRESHING) says a get is doing it.  Written under the
+	 * shard lock, read by hits. */
+	_Atomic uint64_t refresh_at;
 };
+
+/* The short trailer: the holds and the removal links. */
+#define MEMENTO__SHORT_LIFE \
+	(offsetof(struct memento__life, u) + sizeof(((struct memento__life *)0)->u.gone))
 
 #define MEMENTO__REFRESHING ((uint64_t)1 << 63)
 
@@ -225,7 +239,7 @@ static inline size_t memento__entry_size(uint32_t identity)
 {
 	size_t n = offsetof(struct memento__entry, key) + memento__len_of(identity);
 	if (memento__guarded_of(identity))
-		n += sizeof(struct memento__life);
+		n += (identity & MEMENTO__FULL_LIFE) ? sizeof(struct memento__life) : MEMENTO__SHORT_LIFE;
 	n = memento__round_to_words(n);
 	return n > MEMENTO__ENTRY_MIN ? n : MEMENTO__ENTRY_MIN;
 }

@@ -161,13 +161,16 @@ static void life_start(struct memento__creation *c, uint64_t weight, bool hold)
 	struct memento__entry *e = c->entry;
 	struct memento__life *l = memento__life_of(e);
 	const memento_class *cls = c->cls;
+	uint32_t identity = atomic_load_explicit(&e->state, memory_order_relaxed);
 	atomic_init(&l->refs, 2u + (hold ? 1u : 0u));
-	l->key_words = memento__len_of(atomic_load_explicit(&e->state, memory_order_relaxed)) / 8;
+	l->key_words = memento__len_of(identity) / 8;
 	l->shard = c->shard;
+	if (!(identity & MEMENTO__FULL_LIFE))
+		return; /* the short trailer ends here */
+	l->u.node = (struct memento__policy_node){ .weight = weight, .hash = (uint32_t)c->hash };
 	l->born = (cls->life & MEMENTO__LIFE_TIMED) ? memento__now() : 0;
 	atomic_init(&l->refresh_at,
 	            cls->refresh_after != 0 ? l->born + cls->refresh_after : UINT64_MAX >> 1);
-	l->u.node = (struct memento__policy_node){ .weight = weight, .hash = (uint32_t)c->hash };
 }
 
 /*

@@ -98,7 +98,9 @@ int memento__class_options_apply(memento_class *cls, const memento_class_options
 	if (rc != 0)
 		return rc;
 	cls->life = life_flags(&o);
-	cls->identity = memento__class_identity(cls->index, cls->life & MEMENTO__LIFE_GUARDED);
+	cls->identity = memento__class_identity(
+		cls->index, cls->life & MEMENTO__LIFE_GUARDED,
+		cls->life & (MEMENTO__LIFE_POLICY | MEMENTO__LIFE_TIMED));
 	cls->weigh = o.weigh;
 	cls->expire_after = duration(o.expire_after_ns);
 	cls->refresh_after = duration(o.refresh_after_ns);
