@@ -259,6 +259,22 @@ static inline struct memento__life *memento__life_of(const struct memento__entry
 	return (struct memento__life *)(void *)((unsigned char *)(uintptr_t)e->key + len);
 }
 
+/* Bytes e takes in its slab, from its identity bits. */
+static inline size_t memento__entry_size_of(const struct memento__entry *e)
+{
+	return memento__entry_size(atomic_load_explicit(&e->state, memory_order_relaxed));
+}
+
+/* Copies a key of len bytes into an entry, word by word (keys are whole
+ * words): a memcpy here became an inline `rep movsq`, slow to start for a
+ * 16-byte key. */
+static inline void memento__entry_key_copy(struct memento__entry *to, const unsigned char *key,
+                                           uint32_t len)
+{
+	for (uint32_t at = 0; at < len; at += 8)
+		memcpy(to->key + at, key + at, 8);
+}
+
 /* Identity bits never change, so a relaxed load will do. */
 static inline uint32_t memento__entry_len(const struct memento__entry *e)
 {
@@ -342,6 +358,14 @@ MEMENTO__HIDDEN void memento__creation_publish(struct memento__creation *c, void
                                                uint64_t weight, bool hold,
                                                struct memento__counters *counters);
 MEMENTO__HIDDEN void memento__creation_fail(struct memento__creation *c, int err);
+/*
+ * A guarded entry's trailer, before the entry becomes ready: refs holds,
+ * its shard, and for a full trailer its policy node (weight, hash) and
+ * times (dated now).
+ */
+MEMENTO__HIDDEN void memento__life_start(struct memento__entry *e, struct memento__shard *shard,
+                                         const memento_class *cls, uint32_t refs,
+                                         uint64_t weight, uint64_t hash);
 MEMENTO__HIDDEN int memento__creation_wait(struct memento__creation *c,
                                            const struct timespec *deadline, bool *timed_out);
 
@@ -640,6 +664,14 @@ struct memento_cache {
 	_Atomic(struct memento__entry *) due;
 };
 
+/* The next publication number, for an object's destroy order. */
+static inline uint32_t memento__next_seq(memento_cache *cache)
+{
+	/* Relaxed: a publication that depends on another is already later
+	 * in the counter's modification order (docs/design.md). */
+	return (uint32_t)atomic_fetch_add_explicit(&cache->next_seq, 1, memory_order_relaxed);
+}
+
 static inline void *memento__alloc(memento_cache *cache, size_t size)
 {
 	return memento__alloc_with(&cache->allocator, size, 0);
@@ -740,6 +772,14 @@ MEMENTO__HIDDEN void memento__class_options_free(memento_class *cls);
 /* The coarse monotonic clock, in ns (resolution: clock_getres of
  * CLOCK_MONOTONIC_COARSE, a few ms). */
 MEMENTO__HIDDEN uint64_t memento__now(void);
+
+/* The clock, read into *now the first time (0: not read yet). */
+static inline uint64_t memento__now_once(uint64_t *now)
+{
+	if (*now == 0)
+		*now = memento__now();
+	return *now;
+}
 
 enum memento__freshness {
 	MEMENTO__FRESH,   /* return it */

@@ -187,6 +187,14 @@ static int classes_reserve(memento_cache *cache)
 	return 0;
 }
 
+static void class_free(memento_class *cls)
+{
+	memento_cache *cache = cls->cache;
+	memento__class_options_free(cls);
+	memento__free(cache, cls->name, strlen(cls->name) + 1);
+	memento__free(cache, cls, sizeof *cls);
+}
+
 /* A class for desc, not yet in the cache (index: the one it will get). */
 static int class_make(memento_cache *cache, const memento_class_desc *desc,
                       const memento_class_options *options, uint32_t index, memento_class **out)
@@ -212,20 +220,11 @@ static int class_make(memento_cache *cache, const memento_class_desc *desc,
 	cls->seed = memento__class_seed(cache->seed, cls->index);
 	int rc = memento__class_options_apply(cls, options);
 	if (rc != 0) {
-		memento__free(cache, name, name_size);
-		memento__free(cache, cls, sizeof *cls);
+		class_free(cls); /* options that fail allocate nothing that stays */
 		return rc;
 	}
 	*out = cls;
 	return 0;
-}
-
-static void class_free(memento_class *cls)
-{
-	memento_cache *cache = cls->cache;
-	memento__class_options_free(cls);
-	memento__free(cache, cls->name, strlen(cls->name) + 1);
-	memento__free(cache, cls, sizeof *cls);
 }
 
 /* Under class_lock. */

@@ -42,10 +42,7 @@ bool memento__creation_start(struct memento__shard *shard, memento_class *cls,
 	struct memento__entry *e = memento__slab_alloc(shard, memento__entry_size(identity));
 	if (e == NULL)
 		return false;
-	/* Word by word (keys are whole words): a memcpy here became an inline
-	 * `rep movsq`, slow to start for a 16-byte key. */
-	for (uint32_t at = 0; at < len; at += 8)
-		memcpy(e->key + at, probe->key + at, 8);
+	memento__entry_key_copy(e, probe->key, len);
 	e->seq = 0;
 	e->u.creation = c;
 	atomic_init(&e->state, identity | MEMENTO__CREATING);
@@ -151,23 +148,17 @@ static void entry_wake(struct memento__entry *e, uint32_t old)
 		syscall(SYS_futex, &e->state, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
-/*
- * A guarded entry's trailer, before it becomes ready: held by the table
- * and by its record (the creator and waiters read the object through it,
- * outside any guard for a memento_get_ref), plus the creator's hold.
- */
-static void life_start(struct memento__creation *c, uint64_t weight, bool hold)
+void memento__life_start(struct memento__entry *e, struct memento__shard *shard,
+                         const memento_class *cls, uint32_t refs, uint64_t weight, uint64_t hash)
 {
-	struct memento__entry *e = c->entry;
 	struct memento__life *l = memento__life_of(e);
-	const memento_class *cls = c->cls;
 	uint32_t identity = atomic_load_explicit(&e->state, memory_order_relaxed);
-	atomic_init(&l->refs, 2u + (hold ? 1u : 0u));
+	atomic_init(&l->refs, refs);
 	l->key_words = memento__len_of(identity) / 8;
-	l->shard = c->shard;
+	l->shard = shard;
 	if (!(identity & MEMENTO__FULL_LIFE))
 		return; /* the short trailer ends here */
-	l->u.node = (struct memento__policy_node){ .weight = weight, .hash = (uint32_t)c->hash };
+	l->u.node = (struct memento__policy_node){ .weight = weight, .hash = (uint32_t)hash };
 	l->born = (cls->life & MEMENTO__LIFE_TIMED) ? memento__now() : 0;
 	atomic_init(&l->refresh_at,
 	            cls->refresh_after != 0 ? l->born + cls->refresh_after : UINT64_MAX >> 1);
@@ -187,9 +178,12 @@ void memento__creation_publish(struct memento__creation *c, void *obj, uint64_t 
 	bool guarded = memento__guarded_of(atomic_load_explicit(&e->state, memory_order_relaxed));
 	memento__shard_lock(c->shard);
 	e->u.obj = obj;
-	e->seq = (uint32_t)atomic_fetch_add_explicit(&cache->next_seq, 1, memory_order_relaxed);
+	e->seq = memento__next_seq(cache);
+	/* Held by the table and by the record (the creator and waiters read
+	 * the object through it, outside any guard for a memento_get_ref),
+	 * and for the creator's memento_ref if it asked. */
 	if (guarded)
-		life_start(c, weight, hold);
+		memento__life_start(e, c->shard, c->cls, 2u + (hold ? 1u : 0u), weight, c->hash);
 	uint32_t old = entry_finish(c, MEMENTO__READY);
 	if (guarded)
 		memento__admit(c->shard, c->cls, e, counters);

@@ -207,13 +207,6 @@ static uint32_t state_of(struct memento__entry *e)
 	return atomic_load_explicit(&e->state, memory_order_acquire);
 }
 
-static uint64_t lookup_now(struct lookup *lk)
-{
-	if (lk->now == 0)
-		lk->now = memento__now();
-	return lk->now;
-}
-
 /* A hold for a memento_ref on e, found while something keeps it (a
  * section, a guard, the lock, a record): only guarded entries count. */
 static void hold_for_ref(struct memento__entry *e)
@@ -286,7 +279,7 @@ static int claim(struct lookup *lk, bool hold, struct claimed *out)
 		} else if (phase == MEMENTO__FAILED) {
 			/* Linked and failed: a failure the class remembers. */
 			struct memento__creation *c = e->u.creation;
-			if (lookup_now(lk) < c->retry_at) {
+			if (memento__now_once(&lk->now) < c->retry_at) {
 				out->error = c->error;
 				rc = CLAIM_REMEMBERED;
 				goto unlock;
@@ -497,7 +490,7 @@ static inline __attribute__((always_inline)) int get(memento_class *cls, const v
 				return 0;
 			}
 			if ((s & (MEMENTO__PHASE | MEMENTO__UNLINKED)) == MEMENTO__FAILED &&
-			    lookup_now(&lk) < e->u.creation->retry_at) {
+			    memento__now_once(&lk.now) < e->u.creation->retry_at) {
 				/* A failure its class remembers: no create, no lock. */
 				rc = e->u.creation->error;
 				section_end(&lk, began);

@@ -105,7 +105,7 @@ void memento__slab_free(struct memento__shard *shard, struct memento__entry *e)
 	 * marked dead first, once no guard or reference can see it). */
 	assert((atomic_load_explicit(&e->state, memory_order_relaxed) & MEMENTO__PHASE) !=
 	       MEMENTO__READY);
-	size_t size = memento__entry_size(atomic_load_explicit(&e->state, memory_order_relaxed));
+	size_t size = memento__entry_size_of(e);
 	if (size > MEMENTO__SLAB_SMALL_MAX) {
 		chunk_free(shard, MEMENTO__CONTAINER(e, struct memento__chunk, data));
 		return;
@@ -129,7 +129,7 @@ void memento__slab_walk(struct memento__shard *shard,
 		while (at < c->used) {
 			struct memento__entry *e = (struct memento__entry *)(void *)(c->data + at);
 			/* Before visit may reuse e. */
-			at += memento__entry_size(atomic_load_explicit(&e->state, memory_order_relaxed));
+			at += memento__entry_size_of(e);
 			visit(e, ctx);
 		}
 	}

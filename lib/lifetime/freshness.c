@@ -18,18 +18,11 @@ uint64_t memento__now(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static uint64_t now_once(uint64_t *now)
-{
-	if (*now == 0)
-		*now = memento__now();
-	return *now;
-}
-
 enum memento__freshness memento__freshness_timed(const memento_class *cls,
                                                  struct memento__entry *e, uint64_t *now)
 {
 	const struct memento__life *l = memento__life_of(e);
-	uint64_t t = now_once(now);
+	uint64_t t = memento__now_once(now);
 	if (cls->expire_after != 0 && t - l->born >= cls->expire_after)
 		return MEMENTO__EXPIRED;
 	/* Relaxed: a stale value sends the get to the shard lock, which

@@ -32,20 +32,11 @@ static struct memento__entry *successor(struct memento__shard *shard, memento_cl
 	struct memento__entry *fresh = memento__slab_alloc(shard, memento__entry_size(identity));
 	if (fresh == NULL)
 		return NULL;
-	uint32_t len = memento__len_of(identity);
-	for (uint32_t at = 0; at < len; at += 8)
-		memcpy(fresh->key + at, e->key + at, 8);
+	memento__entry_key_copy(fresh, e->key, memento__len_of(identity));
 	atomic_init(&fresh->state, identity | MEMENTO__READY);
-	fresh->seq = (uint32_t)atomic_fetch_add_explicit(&shard->cache->next_seq, 1,
-	                                                 memory_order_relaxed);
+	fresh->seq = memento__next_seq(shard->cache);
 	fresh->u.obj = obj;
-	struct memento__life *l = memento__life_of(fresh);
-	atomic_init(&l->refs, 2u);
-	l->key_words = len / 8;
-	l->shard = shard;
-	l->born = memento__now();
-	atomic_init(&l->refresh_at, l->born + cls->refresh_after);
-	l->u.node = (struct memento__policy_node){ .weight = weight, .hash = (uint32_t)hash };
+	memento__life_start(fresh, shard, cls, 2u, weight, hash);
 	return fresh;
 }
 
