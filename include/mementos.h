@@ -149,6 +149,63 @@ typedef enum memento_lifetime {
  * object, after create, outside every lock.  0 counts as 1. */
 typedef uint64_t (*memento_weigh_fn)(const void *obj, void *ctx);
 
+/* ---- persistence: stores, encoders ------------------------------------------ */
+
+/*
+ * A store keeps results across restarts and shares them between the
+ * processes of one machine: an LMDB environment in a directory, opened by
+ * memento_store_open and named in the options of the classes it persists.
+ */
+typedef struct memento_store memento_store;
+
+/* Store flags. */
+#define MEMENTO_STORE_READONLY 1u /* read results, never write: a class computes
+                                     what is missing or stale and keeps it in
+                                     memory only (each counted in store_errors) */
+#define MEMENTO_STORE_NOSYNC 2u   /* commit without fsync: a crash of the machine
+                                     (not of a process) may lose the latest
+                                     results, never corrupt older ones */
+
+/* Start from MEMENTO_STORE_OPTIONS_INIT so that `size` is set. */
+typedef struct memento_store_options {
+	size_t size;        /* sizeof(memento_store_options), set by the initializer */
+	uint64_t map_size;  /* initial map size in bytes; 0: 64 MiB.  The map
+	                       grows (doubling) when it fills */
+	unsigned int flags; /* MEMENTO_STORE_*; 0: durable, read-write */
+} memento_store_options;
+
+#define MEMENTO_STORE_OPTIONS_INIT { sizeof(memento_store_options), 0, 0 }
+
+/*
+ * A growing byte buffer that an encode callback appends to.
+ */
+typedef struct memento_buf memento_buf;
+
+/*
+ * Appends len bytes at data to buf (data may be NULL when len is 0).
+ * Returns 0, -EINVAL (buf NULL, or data NULL with len > 0) or -ENOMEM.
+ * Threads: the thread running the encode callback that received buf.
+ * Blocks: no.
+ */
+MEMENTO_API int memento_buf_append(memento_buf *buf, const void *data, size_t len);
+
+/*
+ * Turns an object into bytes for the store.  Returns 0, or a negative
+ * error: the object is then kept in memory only (counted in store_errors).
+ * Runs outside every lock of the library and every store transaction.
+ */
+typedef int (*memento_encode_fn)(const void *obj, memento_buf *out, void *ctx);
+
+/*
+ * Builds an object from the bytes an encode made, into *obj; the bytes are
+ * valid only during the call.  Returns 0, or a negative error: the record
+ * is then treated as stale (counted in store_errors) and create runs.  The
+ * object it makes is the class's like any other: destroy gets it.  Runs
+ * inside a read transaction of the store, outside every lock of the cache:
+ * it must not block for long.
+ */
+typedef int (*memento_decode_fn)(void **obj, const void *data, size_t len, void *ctx);
+
 /*
  * Class options.  Start from MEMENTO_CLASS_OPTIONS_INIT so that `size` is
  * set.  Bounds, expiry and refresh need MEMENTO_LIFETIME_GUARDED (a CACHE
@@ -189,10 +246,22 @@ typedef struct memento_class_options {
 	                              create; 0: failures are not remembered.  A
 	                              creator that died (-EOWNERDEAD) is never
 	                              remembered: it says nothing about the key */
+
+	/* Persistence (see "persistence" below); all optional but encode and
+	 * decode, which a store needs. */
+	memento_store *store;       /* persist this class's results; NULL: memory only */
+	const char *version;        /* code version, part of every result's
+	                               fingerprint; copied; NULL: "" */
+	memento_key_fn fingerprint; /* the inputs' contents, built with memento_key_*
+	                               and memento_key_result; NULL: none */
+	memento_encode_fn encode;   /* required with a store */
+	memento_decode_fn decode;   /* required with a store */
+	unsigned int flags;         /* none defined yet: must be 0 */
 } memento_class_options;
 
 #define MEMENTO_CLASS_OPTIONS_INIT \
-	{ sizeof(memento_class_options), MEMENTO_LIFETIME_CACHE, 0, 0, 0, 0, 0, 0 }
+	{ sizeof(memento_class_options), MEMENTO_LIFETIME_CACHE, 0, 0, 0, 0, 0, 0, \
+	  0, 0, 0, 0, 0, 0 }
 
 /* Per-class counters, summed over threads; see memento_class_stats(). */
 typedef struct memento_stats {
@@ -212,7 +281,15 @@ typedef struct memento_stats {
 	uint64_t destroyed;   /* objects destroyed before memento_cache_free (guarded
 	                         classes).  Once quiet (no creation in flight, after
 	                         memento_cache_barrier with no guard or reference
-	                         held): creations = live + destroyed + failures */
+	                         held): creations + store_hits = live + destroyed +
+	                         failures */
+	uint64_t store_hits;   /* objects decoded from the store instead of created */
+	uint64_t store_stale;  /* records found with another fingerprint: recomputed */
+	uint64_t store_writes; /* records written */
+	uint64_t store_errors; /* store faults: a record that failed its checksum or
+	                          decode, an encode error, a write refused (read-only
+	                          store, full disk); each cost a computation or a
+	                          write, never a wrong result */
 } memento_stats;
 
 /*
@@ -231,7 +308,9 @@ typedef struct memento_stats {
 	            "thread or by a thread waiting on it")                            \
 	XX(ETIMEDOUT, "the deadline passed before the creation finished")            \
 	XX(EOWNERDEAD, "the creating thread died (cancelled or exited) inside create") \
-	XX(EPERM, "a guarded class was used outside a guard of its cache")
+	XX(EPERM, "a guarded class was used outside a guard of its cache")          \
+	XX(EBUSY, "this store directory is already open in this process")           \
+	XX(EPROTO, "the store was written in a format this library does not read")
 
 /* ---- version and errors ------------------------------------------------- */
 
@@ -530,6 +609,75 @@ MEMENTO_API int memento_key_f64(memento_key *key, double value);
 MEMENTO_API int memento_key_str(memento_key *key, const char *s);
 MEMENTO_API int memento_key_bytes(memento_key *key, const void *p, size_t n);
 MEMENTO_API int memento_key_ptr(memento_key *key, const void *p);
+
+/* ---- persistence ------------------------------------------------------------
+
+ * A class with a store (memento_class_options.store) persists its results.
+ * A result's identity is (class name, key bytes); its fingerprint is the
+ * XXH3-128 of the class's version and the fields its fingerprint callback
+ * appends.  On a memory miss, the creating get computes the fingerprint
+ * and reads the store: a record with this fingerprint is decoded and
+ * becomes the object, without create (store_hits); a record with another
+ * is stale (store_stale): create runs and its result replaces the record.
+ * A memory hit touches neither the fingerprint nor the store.
+ *
+ * One computation per key across the processes of one machine: a creating
+ * get that finds no fresh record takes a lock of the key (an OFD byte-range
+ * lock on the file "keys.lock" in the store's directory), reads again, and
+ * only then creates, writes and commits; the lock goes after the commit.
+ * Gets for the key in other processes sleep in the kernel meanwhile and
+ * then read the new record.  The kernel drops the lock of a process that
+ * dies, so a creator killed inside create costs the others only its
+ * computation: the next one takes the key at once.  A deadline
+ * (memento_get_until) bounds that wait too; it is checked every 1 ms.
+ * Limits: one machine and a local filesystem (not NFS); a cycle of keys
+ * whose creations wait on each other across processes is not detected
+ * (within a process it is: -EDEADLK).
+ *
+ * Key fields made with memento_key_ptr mean nothing in another process: a
+ * persisted class's get with such a key returns -EINVAL.
+ */
+
+/*
+ * Opens (creating if needed) the store in directory path: its parent must
+ * exist; the directory is made if missing (not with READONLY).  options
+ * NULL: defaults.  Returns 0; -EINVAL (a NULL argument, options->size too
+ * small, unknown flags); -EBUSY (this directory is already open in this
+ * process: share that store instead); -ENOENT, -ENOTDIR, -EACCES, -EROFS
+ * (the path); -EPROTO (a store of another format); -EIO (not a store, or
+ * damaged); -ENOMEM.
+ * After fork(), a child that uses a store inherited from its parent
+ * reopens it by itself on first use (LMDB environments must not cross a
+ * fork).
+ * Threads: any.  Blocks: on the filesystem, and briefly on the store's
+ * writer lock when the store is new.
+ * Lifetime: *store until memento_store_close().
+ */
+MEMENTO_API int memento_store_open(memento_store **store, const char *path,
+                                   const memento_store_options *options);
+
+/*
+ * Closes a store.  NULL is a no-op.  Every cache with a class that uses
+ * it must be freed first: closing it earlier is undefined (debug builds
+ * abort with an assertion).
+ * Threads: one, after every use of the store has returned.  Blocks: no.
+ */
+MEMENTO_API void memento_store_close(memento_store *store);
+
+/*
+ * Inside a fingerprint callback: declares that this result depends on
+ * cls's result for args.  Gets it (creating it if needed, as memento_get,
+ * inside or outside a guard) and appends its output digest: the XXH3-128
+ * of its encoded bytes as stored.  So when cls's result is recomputed,
+ * this one is stale exactly when those bytes changed (early cutoff).  For
+ * a class without a store, or when its record cannot be read (a read-only
+ * or full store), it appends cls's identity, version and fingerprint
+ * instead: stale whenever that input changes.  Returns 0, what memento_get
+ * returns, or what memento_key_* returns; an error sticks to key, as
+ * theirs do.
+ * Threads, Blocks: as memento_get().
+ */
+MEMENTO_API int memento_key_result(memento_key *key, memento_class *cls, const void *args);
 
 #ifdef __cplusplus
 }

@@ -26,10 +26,12 @@
 
 #include "mementos.h"
 #include "policy/policy.h"
+#include "store/record.h"
 
 #include <ck_epoch.h>
 #include <ck_hs.h>
 #include <pthread.h>
+#include <assert.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -84,6 +86,8 @@ struct memento_key {
 };
 
 MEMENTO__HIDDEN uint64_t memento__key_hash(const void *bytes, size_t len, uint64_t seed);
+/* Whether a key's fields include a memento_key_ptr one. */
+MEMENTO__HIDDEN bool memento__key_has_ptr(const unsigned char *bytes, uint32_t len);
 
 /* n rounded up to whole 8-byte words: key fields and entries both come in them. */
 static inline size_t memento__round_to_words(size_t n)
@@ -458,6 +462,10 @@ enum memento__stat {
 	MEMENTO__EXPIRATIONS,
 	MEMENTO__REFRESHES,
 	MEMENTO__DESTROYED,
+	MEMENTO__STORE_HITS,
+	MEMENTO__STORE_STALE,
+	MEMENTO__STORE_WRITES,
+	MEMENTO__STORE_ERRORS,
 	MEMENTO__NSTATS
 };
 
@@ -627,6 +635,7 @@ struct memento_class {
 	memento_weigh_fn weigh;
 	uint64_t expire_after, refresh_after, failure_ttl; /* ns; 0: never */
 	struct memento__class_shard *shards; /* one per cache shard, or NULL */
+	struct memento__persist *persist;    /* store/persist.c, or NULL */
 };
 
 /* A cache's classes by index; replaced arrays stay, chained, until the
@@ -861,5 +870,101 @@ static inline memento_class *memento__class_at(memento_cache *cache, uint32_t id
 	/* Acquire: pairs with the release that published the array. */
 	return atomic_load_explicit(&cache->classes, memory_order_acquire)->at[idx];
 }
+
+/* ---- store/ ------------------------------------------------------------------- */
+
+/* What an encode callback appends to (buf.c). */
+struct memento_buf {
+	memento_cache *cache; /* whose allocator holds data */
+	unsigned char *data;
+	size_t len, cap;
+	int err; /* first failure; sticks */
+};
+
+MEMENTO__HIDDEN void memento__buf_init(memento_buf *buf, memento_cache *cache);
+MEMENTO__HIDDEN void memento__buf_free(memento_buf *buf);
+
+/* A record's key in the store: 8 bytes of the class name's hash, then 16
+ * of the key bytes' (seeded with the first), so that a class's records lie
+ * together.  The record itself holds the whole name and key, compared on
+ * every read. */
+struct memento__store_key {
+	unsigned char b[24];
+};
+
+/* Gets a record's bytes, valid during the call only, inside a read
+ * transaction; returns what the read returns. */
+typedef int (*memento__store_visit_fn)(const void *data, size_t len, void *ctx);
+
+/* store.c.  Every function: any thread, concurrently. */
+MEMENTO__HIDDEN void memento__store_use(memento_store *s, int delta);
+MEMENTO__HIDDEN bool memento__store_writable(const memento_store *s);
+/* Calls visit with the record under key: returns visit's result, -ENOENT
+ * when there is none, or the store's error. */
+MEMENTO__HIDDEN int memento__store_read(memento_store *s, const struct memento__store_key *key,
+                                        memento__store_visit_fn visit, void *ctx);
+/* Writes and commits head (record.h) with its payload under key, growing
+ * the map when it is full.  -EROFS for a read-only store. */
+MEMENTO__HIDDEN int memento__store_write(memento_store *s, const struct memento__store_key *key,
+                                         const struct memento__record *head,
+                                         const void *payload);
+MEMENTO__HIDDEN const char *memento__store_lock_path(const memento_store *s);
+MEMENTO__HIDDEN struct memento__key_lock **memento__store_held(memento_store *s);
+MEMENTO__HIDDEN pthread_mutex_t *memento__store_mutex(memento_store *s);
+
+/* keylock.c: a key's lock across processes, held by one thread from
+ * memento__key_lock to memento__key_unlock.  Lives on the holder's stack,
+ * listed in its store (so that a fork child finds it). */
+struct memento__key_lock {
+	memento_store *store; /* NULL: not held */
+	int fd;
+	struct memento__key_lock *prev, *next;
+};
+
+/* Waits for the lock of the key with this hash (sleeping in the kernel;
+ * without a deadline, or until it passes: -ETIMEDOUT).  0 or -errno. */
+MEMENTO__HIDDEN int memento__key_lock(memento_store *s, uint64_t hash,
+                                      const struct timespec *deadline,
+                                      struct memento__key_lock *l);
+/* Releases l if held; then a no-op. */
+MEMENTO__HIDDEN void memento__key_unlock(struct memento__key_lock *l);
+/* In a fork child, under the store's mutex: closes the inherited copies. */
+MEMENTO__HIDDEN void memento__key_locks_drop_inherited(memento_store *s);
+
+/* A class's persistence (persist.c); NULL for a class without a store,
+ * version or fingerprint. */
+struct memento__persist {
+	memento_store *store; /* or NULL: fingerprint only (memento_key_result) */
+	char *version;
+	uint64_t version_seed; /* XXH3-64 of version: seeds the fingerprint */
+	uint64_t name_hash;    /* XXH3-64 of the class name: records' first 8 bytes */
+	memento_key_fn fingerprint;
+	memento_encode_fn encode;
+	memento_decode_fn decode;
+};
+
+/* Checks and takes the persistence options of o for cls; 0 or -EINVAL,
+ * -ENOMEM.  cls->persist stays NULL when o asks for none. */
+MEMENTO__HIDDEN int memento__persist_apply(memento_class *cls, const memento_class_options *o);
+MEMENTO__HIDDEN void memento__persist_free(memento_class *cls);
+
+/*
+ * The creating get of a persisted class (cls->persist->store set): makes
+ * *made for the key (the creation's entry key) from the store or by
+ * create, which it counts; writes what create made.  Returns 0, create's
+ * error, or the fingerprint callback's, -EINVAL (a pointer field in the
+ * key), -ETIMEDOUT (deadline passed waiting for another process).
+ * Outside every lock of the cache.
+ */
+MEMENTO__HIDDEN int memento__persist_produce(memento_class *cls, const unsigned char *key,
+                                             uint32_t key_len, const void *args,
+                                             const struct timespec *deadline,
+                                             struct memento__counters *counters, void **made);
+
+/* fingerprint.c: the fingerprint of args for cls (version and callback). */
+MEMENTO__HIDDEN int memento__fingerprint(memento_class *cls, const void *args,
+                                         struct memento__digest *out);
+MEMENTO__HIDDEN void memento__store_key_of(const memento_class *cls, const unsigned char *key,
+                                           uint32_t key_len, struct memento__store_key *out);
 
 #endif /* MEMENTO_INTERNAL_H */

@@ -19,7 +19,8 @@ set -euo pipefail
 # ---- the package lists: the one place to change them -----------------------------
 # Build and test: compilers (g++ only for the C++ compile check of the header;
 # libc6-dev because gcc merely recommends it), CMake and pkg-config, and the
-# libraries: Concurrency Kit, xxHash, and Criterion for the tests.
+# libraries: Concurrency Kit, xxHash, LMDB (the store), and Criterion for the
+# tests; lmdb-utils (mdb_stat, mdb_dump) for looking into a store by hand.
 REQUIRED_PACKAGES=(
 	cmake
 	pkg-config
@@ -29,6 +30,8 @@ REQUIRED_PACKAGES=(
 	libc6-dev
 	libck-dev
 	libxxhash-dev
+	liblmdb-dev
+	lmdb-utils
 	libcriterion-dev
 )
 # Benchmarks only (--bench): the libraries compared against, and plotting.

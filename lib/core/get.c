@@ -334,19 +334,38 @@ static uint64_t weight_of(const memento_class *cls, const void *obj)
 	return w != 0 ? w : 1;
 }
 
+/* The object for a creation: from create, or for a persisted class from
+ * its store or create (store/persist.c).  Counts the creation, and its
+ * failure, when create runs. */
+static int produce(memento_class *cls, struct memento__counters *counters,
+                   struct memento__creation *record, const void *args,
+                   const struct timespec *deadline, void **made)
+{
+	if (MEMENTO__LIKELY(cls->persist == NULL || cls->persist->store == NULL)) {
+		memento__count(counters, MEMENTO__CREATIONS);
+		int rc = call_create(cls, args, made);
+		if (rc != 0)
+			memento__count(counters, MEMENTO__FAILURES);
+		return rc;
+	}
+	const struct memento__entry *e = record->entry;
+	return memento__persist_produce(cls, e->key, memento__entry_len(e), args, deadline,
+	                                counters, made);
+}
+
 /* This thread owns the creation: run create outside every lock and settle
  * it.  hold: the entry is held for a memento_ref. */
 static int create_and_settle(memento_class *cls, struct memento__counters *counters,
-                             struct memento__creation *record, const void *args, bool hold,
+                             struct memento__creation *record, const void *args,
+                             const struct timespec *deadline, bool hold,
                              struct memento__entry **out)
 {
 	struct creation c = { .record = record, .counters = counters };
 	void *made = NULL;
 	int rc;
 
-	memento__count(counters, MEMENTO__CREATIONS);
 	pthread_cleanup_push(creator_died, &c);
-	rc = call_create(cls, args, &made);
+	rc = produce(cls, counters, record, args, deadline, &made);
 	pthread_cleanup_pop(0);
 
 	if (rc == 0) {
@@ -356,7 +375,6 @@ static int create_and_settle(memento_class *cls, struct memento__counters *count
 		                          hold && (cls->life & MEMENTO__LIFE_GUARDED), counters);
 		*out = e;
 	} else {
-		memento__count(counters, MEMENTO__FAILURES);
 		memento__creation_fail(record, rc);
 	}
 	return rc;
@@ -521,7 +539,7 @@ static inline __attribute__((always_inline)) int get(memento_class *cls, const v
 		return got.error;
 	case CLAIM_CREATE:
 		memento__count(lk.counters, MEMENTO__MISSES);
-		return create_and_settle(cls, lk.counters, got.creation, args, hold, out);
+		return create_and_settle(cls, lk.counters, got.creation, args, deadline, hold, out);
 	case CLAIM_WAIT:
 		memento__count(lk.counters, MEMENTO__MISSES);
 		return wait_and_share(lk.tc->thread, lk.counters, got.creation, deadline, hold, out);

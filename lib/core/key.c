@@ -150,3 +150,30 @@ int memento_key_bytes(memento_key *key, const void *p, size_t n)
 	}
 	return key_sized(key, TAG_BYTES, p, n);
 }
+
+static uint64_t get_word(const unsigned char *at)
+{
+	uint64_t v;
+	memcpy(&v, at, sizeof v);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	v = __builtin_bswap64(v);
+#endif
+	return v;
+}
+
+bool memento__key_has_ptr(const unsigned char *bytes, uint32_t len)
+{
+	/* Walks the fields as the appends above laid them out. */
+	uint32_t at = 0;
+	while (at + 8 <= len) {
+		uint64_t tag = get_word(bytes + at);
+		unsigned char type = (unsigned char)tag;
+		if (type == TAG_PTR)
+			return true;
+		if (type == TAG_STR || type == TAG_BYTES)
+			at += 8 + (uint32_t)memento__round_to_words((size_t)(tag >> 32));
+		else
+			at += 16;
+	}
+	return false;
+}

@@ -84,6 +84,10 @@ void memento__stats_sum(const memento_class *cls, memento_stats *out)
 		.expirations = sum[MEMENTO__EXPIRATIONS],
 		.refreshes = sum[MEMENTO__REFRESHES],
 		.destroyed = sum[MEMENTO__DESTROYED],
+		.store_hits = sum[MEMENTO__STORE_HITS],
+		.store_stale = sum[MEMENTO__STORE_STALE],
+		.store_writes = sum[MEMENTO__STORE_WRITES],
+		.store_errors = sum[MEMENTO__STORE_ERRORS],
 	};
 }
 

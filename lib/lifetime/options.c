@@ -105,6 +105,9 @@ int memento__class_options_apply(memento_class *cls, const memento_class_options
 	cls->expire_after = duration(o.expire_after_ns);
 	cls->refresh_after = duration(o.refresh_after_ns);
 	cls->failure_ttl = duration(o.failure_ttl_ns);
+	rc = memento__persist_apply(cls, &o);
+	if (rc != 0)
+		return rc;
 	if (!(cls->life & (MEMENTO__LIFE_POLICY | MEMENTO__LIFE_REMEMBER)))
 		return 0;
 
@@ -122,6 +125,7 @@ int memento__class_options_apply(memento_class *cls, const memento_class_options
 
 void memento__class_options_free(memento_class *cls)
 {
+	memento__persist_free(cls);
 	if (cls->shards == NULL)
 		return;
 	memento_cache *cache = cls->cache;
