@@ -19,7 +19,9 @@
 # FUZZ_OPS_TRACE=1 to see each call).
 #
 # Environment:
-#   FUZZ_SECONDS   how long to fuzz (default 60)
+#   FUZZ_SECONDS   how long to fuzz the operations (default 60)
+#   FUZZ_RECORD_SECONDS  then how long to fuzz the store's record decoder
+#                  (tests/fuzz/fuzz_record.c; default 10, from an empty corpus)
 #   FUZZ_ARGS      more libFuzzer options, e.g. "-seed=1 -jobs=2"
 #   ASAN_OPTIONS, UBSAN_OPTIONS   get defaults only when not set already
 #
@@ -71,7 +73,8 @@ CC=clang cmake -S . -B "$dir" \
 	-DMEMENTOS_BUILD_TESTS=OFF \
 	-DMEMENTOS_BUILD_BENCH=OFF \
 	-DMEMENTOS_BUILD_FUZZ=ON
-cmake --build "$dir" -j "$(nproc 2>/dev/null || echo 2)" --target mementos-fuzz-ops
+cmake --build "$dir" -j "$(nproc 2>/dev/null || echo 2)" --target mementos-fuzz-ops \
+	--target mementos-fuzz-record
 
 printf 'ASAN_OPTIONS=%s\nUBSAN_OPTIONS=%s\n' "$ASAN_OPTIONS" "$UBSAN_OPTIONS"
 rm -rf "$run"
@@ -127,3 +130,21 @@ if [[ $status -ne 0 ]]; then
 fi
 printf 'fuzz: %s executions in %s s, 0 crashes (%s/s; corpus %s -> %s inputs)\n' \
 	"${execs:-?}" "$elapsed" "${rate:-?}" "$seeds_n" "$corpus_n"
+
+# The store's record decoder: random bytes, and records with one bit flipped.
+record_seconds=${FUZZ_RECORD_SECONDS:-10}
+mkdir -p "$run/record-corpus"
+log=$run/fuzz-record.log
+status=0
+"$dir/tests/fuzz/mementos-fuzz-record" "$run/record-corpus" \
+	-max_total_time="$record_seconds" \
+	-max_len=4096 \
+	-timeout=10 \
+	-print_final_stats=1 \
+	-artifact_prefix="$run/record-" 2>&1 | tee "$log" || status=$?
+if [[ $status -ne 0 ]]; then
+	report_failure
+	exit 1
+fi
+printf 'fuzz: record decoder: %s executions in %s s, 0 crashes\n' \
+	"$(final_stat number_of_executed_units)" "$record_seconds"

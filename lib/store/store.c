@@ -459,7 +459,7 @@ int memento__store_read(memento_store *s, const struct memento__store_key *key,
 	int rc = env_get(s, &se);
 	if (rc != 0)
 		return rc;
-	MDB_txn *txn;
+	MDB_txn *txn = NULL;
 	rc = read_begin(se, &txn);
 	if (rc != 0)
 		return rc;
