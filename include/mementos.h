@@ -202,7 +202,7 @@ typedef int (*memento_encode_fn)(const void *obj, memento_buf *out, void *ctx);
  * is then treated as stale (counted in store_errors) and create runs.  The
  * object it makes is the class's like any other: destroy gets it.  Runs
  * inside a read transaction of the store, outside every lock of the cache:
- * it must not block for long.
+ * it must not block for long nor call into mementos.
  */
 typedef int (*memento_decode_fn)(void **obj, const void *data, size_t len, void *ctx);
 
@@ -610,8 +610,9 @@ MEMENTO_API int memento_key_str(memento_key *key, const char *s);
 MEMENTO_API int memento_key_bytes(memento_key *key, const void *p, size_t n);
 MEMENTO_API int memento_key_ptr(memento_key *key, const void *p);
 
-/* ---- persistence ------------------------------------------------------------
+/* ---- persistence ------------------------------------------------------------ */
 
+/*
  * A class with a store (memento_class_options.store) persists its results.
  * A result's identity is (class name, key bytes); its fingerprint is the
  * XXH3-128 of the class's version and the fields its fingerprint callback
