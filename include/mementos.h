@@ -256,8 +256,22 @@ typedef struct memento_class_options {
 	                               and memento_key_result; NULL: none */
 	memento_encode_fn encode;   /* required with a store */
 	memento_decode_fn decode;   /* required with a store */
-	unsigned int flags;         /* none defined yet: must be 0 */
+	unsigned int flags;         /* MEMENTO_CLASS_* */
 } memento_class_options;
+
+/*
+ * Class flags.
+ *
+ * MEMENTO_CLASS_REVALIDATE: every get (and get_until, get_ref) calls the
+ * fingerprint callback, before looking the key up, and an object made for
+ * another fingerprint is not returned: the get handles it as a forget and
+ * makes the object anew (from the store, or by create), once however many
+ * gets see the change.  Needs a fingerprint callback; not with
+ * refresh_after_ns.  Peeks do not revalidate (they never call callbacks
+ * other than key).  Without it, a memory hit never calls the fingerprint
+ * callback.
+ */
+#define MEMENTO_CLASS_REVALIDATE 1u
 
 #define MEMENTO_CLASS_OPTIONS_INIT \
 	{ sizeof(memento_class_options), MEMENTO_LIFETIME_CACHE, 0, 0, 0, 0, 0, 0, \

@@ -111,9 +111,10 @@ static inline uint64_t memento__class_seed(uint64_t cache_seed, uint32_t index)
  * changed under the shard lock.  A phase of 0 is a free slot in its shard's
  * slab.  The high bits are the entry's identity, fixed for its life: the
  * class index, the key's length in words, GUARDED (the class's objects are
- * reclaimed: the entry carries a lifetime trailer after its key) and
+ * reclaimed: the entry carries a lifetime trailer after its key),
  * FULL_LIFE (that trailer is the full one: the class has a bound, expiry or
- * refresh).  Every change to the word keeps them.
+ * refresh) and FINGERPRINTED (the class revalidates: the fingerprint its
+ * object was made for follows, last).  Every change to the word keeps them.
  */
 enum {
 	MEMENTO__CREATING = 1,
@@ -125,6 +126,7 @@ enum {
 	MEMENTO__STATE_BITS = 15,
 	MEMENTO__GUARDED = 16, /* identity: a lifetime trailer follows the key */
 	MEMENTO__FULL_LIFE = 1 << 15, /* identity: that trailer is the full one */
+	MEMENTO__FINGERPRINTED = 1 << 16, /* identity: a fingerprint ends the entry */
 };
 
 #define MEMENTO__WORDS_SHIFT 5
@@ -133,18 +135,20 @@ enum {
 
 _Static_assert(MEMENTO_KEY_MAX / 8 <= MEMENTO__WORDS_MASK, "a key's words fit their 10 bits");
 _Static_assert(MEMENTO_KEY_MAX % 8 == 0, "keys are whole words");
-_Static_assert(MEMENTO__WORDS_SHIFT + 10 <= 15 && 15 < MEMENTO__CLS_SHIFT,
-               "length, FULL_LIFE and class apart");
+_Static_assert(MEMENTO__WORDS_SHIFT + 10 <= 15 && 16 < MEMENTO__CLS_SHIFT,
+               "length, FULL_LIFE, FINGERPRINTED and class apart");
 _Static_assert(MEMENTO_CLASSES_MAX == 1u << (32 - MEMENTO__CLS_SHIFT),
                "a class index fits its 15 bits");
 
 /* The identity bits of a class (index cls; guarded: it reclaims its
- * objects; full_life: with a bound, expiry or refresh), to which a key adds
- * its length (memento__identity_of). */
-static inline uint32_t memento__class_identity(uint32_t cls, bool guarded, bool full_life)
+ * objects; full_life: with a bound, expiry or refresh; fingerprinted: it
+ * revalidates), to which a key adds its length (memento__identity_of). */
+static inline uint32_t memento__class_identity(uint32_t cls, bool guarded, bool full_life,
+                                               bool fingerprinted)
 {
 	return cls << MEMENTO__CLS_SHIFT | (guarded ? (uint32_t)MEMENTO__GUARDED : 0) |
-	       (guarded && full_life ? (uint32_t)MEMENTO__FULL_LIFE : 0);
+	       (guarded && full_life ? (uint32_t)MEMENTO__FULL_LIFE : 0) |
+	       (fingerprinted ? (uint32_t)MEMENTO__FINGERPRINTED : 0);
 }
 
 /* The identity bits of a key of len bytes (whole words) in a class with
@@ -238,13 +242,21 @@ _Static_assert(sizeof(((struct memento__life *)0)->u.gone) <=
 /* The smallest entry: room for memento_cache_free's record (cache.c). */
 #define MEMENTO__ENTRY_MIN 24
 
-/* Bytes an entry with this identity takes in its slab. */
-static inline size_t memento__entry_size(uint32_t identity)
+/* Bytes of an entry with this identity up to its fingerprint, if any. */
+static inline size_t memento__entry_fp_at(uint32_t identity)
 {
 	size_t n = offsetof(struct memento__entry, key) + memento__len_of(identity);
 	if (memento__guarded_of(identity))
 		n += (identity & MEMENTO__FULL_LIFE) ? sizeof(struct memento__life) : MEMENTO__SHORT_LIFE;
-	n = memento__round_to_words(n);
+	return memento__round_to_words(n);
+}
+
+/* Bytes an entry with this identity takes in its slab. */
+static inline size_t memento__entry_size(uint32_t identity)
+{
+	size_t n = memento__entry_fp_at(identity);
+	if (identity & MEMENTO__FINGERPRINTED)
+		n += sizeof(struct memento__digest);
 	return n > MEMENTO__ENTRY_MIN ? n : MEMENTO__ENTRY_MIN;
 }
 
@@ -261,6 +273,15 @@ static inline struct memento__life *memento__life_of(const struct memento__entry
 {
 	uint32_t len = memento__len_of(atomic_load_explicit(&e->state, memory_order_relaxed));
 	return (struct memento__life *)(void *)((unsigned char *)(uintptr_t)e->key + len);
+}
+
+/* The fingerprint e's object was made for (a revalidating class's entry):
+ * written by its creator before it is published, then read by hits. */
+static inline struct memento__digest *memento__fp_of(const struct memento__entry *e)
+{
+	uint32_t identity = atomic_load_explicit(&e->state, memory_order_relaxed);
+	return (struct memento__digest *)(void *)((unsigned char *)(uintptr_t)e +
+	                                          memento__entry_fp_at(identity));
 }
 
 /* Bytes e takes in its slab, from its identity bits. */
@@ -613,6 +634,7 @@ enum {
 	MEMENTO__LIFE_TIMED = 4,    /* hits check expiry and refresh */
 	MEMENTO__LIFE_REMEMBER = 8, /* failures are remembered for failure_ttl */
 	MEMENTO__LIFE_POLICY = 16,  /* per-shard policies hold the entries */
+	MEMENTO__LIFE_REVALIDATE = 32, /* every get checks the object's fingerprint */
 };
 
 /* A class's state in one shard, under that shard's lock. */
@@ -951,13 +973,15 @@ MEMENTO__HIDDEN void memento__persist_free(memento_class *cls);
 /*
  * The creating get of a persisted class (cls->persist->store set): makes
  * *made for the key (the creation's entry key) from the store or by
- * create, which it counts; writes what create made.  Returns 0, create's
+ * create, which it counts; writes what create made.  fingerprint: args'
+ * fingerprint when the get computed it already (revalidation), else NULL.  Returns 0, create's
  * error, or the fingerprint callback's, -EINVAL (a pointer field in the
  * key), -ETIMEDOUT (deadline passed waiting for another process).
  * Outside every lock of the cache.
  */
 MEMENTO__HIDDEN int memento__persist_produce(memento_class *cls, const unsigned char *key,
                                              uint32_t key_len, const void *args,
+                                             const struct memento__digest *fingerprint,
                                              const struct timespec *deadline,
                                              struct memento__counters *counters, void **made);
 

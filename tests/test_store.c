@@ -50,6 +50,8 @@ struct world {
 	int decode_fails;    /* decode returns -EBADMSG */
 	memento_class *upstream; /* when set: the fingerprint depends on it */
 	int sleep_ms;
+	atomic_int fingerprints; /* fingerprint callback calls */
+	_Atomic uint64_t live_input; /* what revalidating tests change under threads */
 };
 
 static int val_key(memento_key *key, const void *args, void *ctx)
@@ -62,6 +64,7 @@ static int val_fingerprint(memento_key *key, const void *args, void *ctx)
 {
 	struct world *w = ctx;
 	uint64_t k = *(const uint64_t *)args;
+	atomic_fetch_add(&w->fingerprints, 1);
 	if (w->upstream != NULL)
 		return memento_key_result(key, w->upstream, args);
 	return memento_key_u64(key, w->input[k % 16]);
@@ -607,4 +610,202 @@ Test(store, threads_asking_at_once_create_once)
 		memento_cache_free(cache);
 	}
 	memento_store_close(s);
+}
+
+/* ---- revalidation ------------------------------------------------------------------ */
+
+/* A class whose inputs live in w->live_input, read by both callbacks. */
+static int live_fingerprint(memento_key *key, const void *args, void *ctx)
+{
+	struct world *w = ctx;
+	(void)args;
+	atomic_fetch_add(&w->fingerprints, 1);
+	return memento_key_u64(key, atomic_load(&w->live_input));
+}
+
+static int live_create(void **obj, const void *args, void *ctx)
+{
+	struct world *w = ctx;
+	atomic_fetch_add(&w->creations, 1);
+	if (w->sleep_ms)
+		sleep_ms(w->sleep_ms);
+	struct val *v = malloc(sizeof *v);
+	if (v == NULL)
+		return -ENOMEM;
+	v->key = *(const uint64_t *)args;
+	v->value = atomic_load(&w->live_input);
+	*obj = v;
+	return 0;
+}
+
+static memento_class *live_class(memento_cache *cache, memento_store *store, struct world *w,
+                                 unsigned int flags, memento_lifetime lifetime)
+{
+	memento_class_desc d = { "live", val_key, live_create, val_destroy, w };
+	memento_class_options o = MEMENTO_CLASS_OPTIONS_INIT;
+	o.lifetime = lifetime;
+	o.store = store;
+	o.version = "1";
+	o.fingerprint = live_fingerprint;
+	o.encode = val_encode;
+	o.decode = val_decode;
+	o.flags = flags;
+	memento_class *cls = NULL;
+	int rc = memento_class_new_with(cache, &d, &o, &cls);
+	cr_assert_eq(rc, 0, "class_new_with: %s", memento_strerror(rc));
+	return cls;
+}
+
+static struct val *live_get(memento_class *cls, uint64_t k)
+{
+	void *obj = NULL;
+	int rc = memento_get(cls, &k, &obj);
+	cr_assert_eq(rc, 0, "get: %s", memento_strerror(rc));
+	return obj;
+}
+
+static void revalidation_sees_a_change(memento_store *store)
+{
+	struct world w = { .version = "1" };
+	memento_cache *cache = new_cache();
+	memento_class *cls = live_class(cache, store, &w, MEMENTO_CLASS_REVALIDATE,
+	                                MEMENTO_LIFETIME_CACHE);
+	atomic_store(&w.live_input, 1);
+	struct val *a = live_get(cls, 5);
+	cr_assert_eq(live_get(cls, 5), a, "an unchanged input rebuilt the object");
+	cr_assert_eq(atomic_load(&w.creations), 1);
+	cr_assert_geq(atomic_load(&w.fingerprints), 2, "a hit did not check its fingerprint");
+	atomic_store(&w.live_input, 2);
+	struct val *b = live_get(cls, 5);
+	cr_assert_neq(b, a);
+	cr_assert_eq(b->value, 2);
+	cr_assert_eq(a->value, 1, "the old object changed (it lives until cache_free)");
+	cr_assert_eq(atomic_load(&w.creations), 2);
+	cr_assert_eq(live_get(cls, 5), b);
+	memento_cache_free(cache);
+}
+
+Test(store, revalidation_rebuilds_a_changed_object)
+{
+	revalidation_sees_a_change(NULL);
+	memento_store *s = open_store(0);
+	revalidation_sees_a_change(s);
+	memento_store_close(s);
+}
+
+Test(store, without_revalidation_a_hit_skips_the_fingerprint)
+{
+	memento_store *s = open_store(0);
+	struct world w = { .version = "1" };
+	memento_cache *cache = new_cache();
+	memento_class *cls = live_class(cache, s, &w, 0, MEMENTO_LIFETIME_CACHE);
+	atomic_store(&w.live_input, 1);
+	struct val *a = live_get(cls, 5);
+	int calls = atomic_load(&w.fingerprints);
+	atomic_store(&w.live_input, 2);
+	for (int i = 0; i < 10; i++)
+		cr_assert_eq(live_get(cls, 5), a);
+	cr_assert_eq(atomic_load(&w.fingerprints), calls, "a hit called the fingerprint");
+	memento_cache_free(cache);
+	memento_store_close(s);
+}
+
+Test(store, revalidation_needs_a_fingerprint_and_no_refresh)
+{
+	struct world w = { .version = "1" };
+	memento_cache *cache = new_cache();
+	memento_class_desc d = { "live", val_key, live_create, val_destroy, &w };
+	memento_class_options o = MEMENTO_CLASS_OPTIONS_INIT;
+	memento_class *cls;
+	o.flags = MEMENTO_CLASS_REVALIDATE;
+	cr_assert_eq(memento_class_new_with(cache, &d, &o, &cls), -EINVAL);
+	o.fingerprint = live_fingerprint;
+	o.lifetime = MEMENTO_LIFETIME_GUARDED;
+	o.refresh_after_ns = 1000000;
+	cr_assert_eq(memento_class_new_with(cache, &d, &o, &cls), -EINVAL);
+	o.refresh_after_ns = 0;
+	cr_assert_eq(memento_class_new_with(cache, &d, &o, &cls), 0);
+	memento_cache_free(cache);
+}
+
+struct reval_thread {
+	memento_class *cls;
+	pthread_barrier_t *go;
+	int rounds;
+	struct val *got[400];
+	memento_cache *cache; /* guarded: each get inside a guard */
+};
+
+static void *reval_thread(void *arg)
+{
+	struct reval_thread *t = arg;
+	for (int r = 0; r < t->rounds; r++) {
+		pthread_barrier_wait(t->go); /* the input changed */
+		if (t->cache != NULL)
+			memento_guard_enter(t->cache);
+		struct val *v = live_get(t->cls, 1);
+		t->got[r] = v;
+		if (t->cache != NULL) {
+			/* Inside the guard the object must still be whole. */
+			cr_assert_eq(v->key, 1);
+			memento_guard_leave(t->cache);
+		}
+		pthread_barrier_wait(t->go); /* all got it */
+	}
+	return NULL;
+}
+
+/* Rounds of N threads that see the input change together.  With a slow
+ * create they all find the rebuild in flight; with an instant one, some
+ * find it done when they reach the shard lock, and must not rebuild it
+ * again. */
+static void revalidation_stampedes(memento_lifetime lifetime, int create_ms, int ROUNDS)
+{
+	enum { N = 8 };
+	struct world w = { .version = "1", .sleep_ms = create_ms };
+	memento_cache *cache = new_cache();
+	memento_class *cls = live_class(cache, NULL, &w, MEMENTO_CLASS_REVALIDATE, lifetime);
+	bool guarded = lifetime == MEMENTO_LIFETIME_GUARDED;
+	pthread_barrier_t go;
+	pthread_barrier_init(&go, NULL, N + 1);
+	pthread_t t[N];
+	struct reval_thread rt[N];
+	for (int i = 0; i < N; i++) {
+		rt[i] = (struct reval_thread){ cls, &go, ROUNDS, { 0 }, guarded ? cache : NULL };
+		pthread_create(&t[i], NULL, reval_thread, &rt[i]);
+	}
+	for (int r = 0; r < ROUNDS; r++) {
+		atomic_store(&w.live_input, (uint64_t)r + 100);
+		pthread_barrier_wait(&go);
+		pthread_barrier_wait(&go);
+		cr_assert_eq(atomic_load(&w.creations), r + 1, "round %d: %d creations", r,
+		             atomic_load(&w.creations));
+		if (!guarded) {
+			for (int i = 0; i < N; i++) {
+				cr_assert_eq(rt[i].got[r], rt[0].got[r], "two objects in one round");
+				cr_assert_eq(rt[i].got[r]->value, (uint64_t)r + 100);
+			}
+		}
+	}
+	for (int i = 0; i < N; i++)
+		pthread_join(t[i], NULL);
+	pthread_barrier_destroy(&go);
+	if (guarded) {
+		/* Every replaced object was handled as a forget: destroyed. */
+		memento_cache_barrier(cache);
+		cr_assert_eq(atomic_load(&w.destroys), ROUNDS - 1);
+	}
+	memento_cache_free(cache);
+}
+
+Test(store, threads_seeing_a_change_rebuild_once)
+{
+	revalidation_stampedes(MEMENTO_LIFETIME_CACHE, 1, 20);
+	revalidation_stampedes(MEMENTO_LIFETIME_CACHE, 0, 400);
+}
+
+Test(store, a_guarded_class_destroys_what_revalidation_replaced)
+{
+	revalidation_stampedes(MEMENTO_LIFETIME_GUARDED, 1, 20);
+	revalidation_stampedes(MEMENTO_LIFETIME_GUARDED, 0, 400);
 }

@@ -32,6 +32,7 @@ struct lookup {
 	uint64_t hash;
 	unsigned char *heap_probe; /* when the scratch buffer was busy */
 	uint64_t now; /* the clock, once read (classes that expire or refresh) */
+	struct memento__digest fp; /* args' fingerprint (classes that revalidate) */
 };
 
 static void lookup_end(struct lookup *lk)
@@ -121,6 +122,38 @@ static inline __attribute__((always_inline)) int lookup_begin(struct lookup *lk,
 static inline __attribute__((always_inline)) void lookup_hash(struct lookup *lk)
 {
 	lk->hash = memento__key_hash(lk->probe->key, memento__entry_len(lk->probe), lk->cls->seed);
+}
+
+/*
+ * A revalidating class's fingerprint of args, before the lookup: an object
+ * made after this is made from inputs at least this new, so the entry can
+ * carry this fingerprint without ever passing off old inputs as new.
+ */
+static int lookup_fingerprint(struct lookup *lk, const void *args)
+{
+	int rc;
+	pthread_cleanup_push(key_abandoned, lk);
+	rc = memento__fingerprint(lk->cls, args, &lk->fp);
+	pthread_cleanup_pop(0);
+	return rc;
+}
+
+/*
+ * Whether a ready entry found for the probe may be returned by a get:
+ * touches it for a bounded class, checks its age for a timed one and its
+ * fingerprint for a revalidating one.  One test for the other classes.
+ */
+static inline __attribute__((always_inline)) bool hit_fresh(struct lookup *lk,
+                                                            struct memento__entry *e)
+{
+	const memento_class *cls = lk->cls;
+	if (MEMENTO__LIKELY(!(cls->life & (MEMENTO__LIFE_BOUNDED | MEMENTO__LIFE_TIMED |
+	                                   MEMENTO__LIFE_REVALIDATE))))
+		return true;
+	if (memento__freshness_of(cls, e, &lk->now) != MEMENTO__FRESH)
+		return false;
+	return !(cls->life & MEMENTO__LIFE_REVALIDATE) ||
+	       memcmp(memento__fp_of(e), &lk->fp, sizeof lk->fp) == 0;
 }
 
 /* The shard that holds the probe's key: only past the front cache. */
@@ -246,6 +279,15 @@ static int claim_ready(struct lookup *lk, struct memento__shard *shard, struct m
 		memento__count(lk->counters, MEMENTO__EXPIRATIONS);
 		return -ENOENT;
 	}
+	if ((cls->life & MEMENTO__LIFE_REVALIDATE) &&
+	    memcmp(memento__fp_of(e), &lk->fp, sizeof lk->fp) != 0) {
+		/* Made from other inputs: handled as a forget, then made anew. */
+		if (cls->life & MEMENTO__LIFE_GUARDED)
+			memento__drop(shard, cls, e);
+		else
+			memento__shard_unlink(shard, e);
+		return -ENOENT;
+	}
 	out->entry = e;
 	if (f == MEMENTO__STALE && memento__refresh_claim(e))
 		return CLAIM_REFRESH;
@@ -339,7 +381,8 @@ static uint64_t weight_of(const memento_class *cls, const void *obj)
  * failure, when create runs. */
 static int produce(memento_class *cls, struct memento__counters *counters,
                    struct memento__creation *record, const void *args,
-                   const struct timespec *deadline, void **made)
+                   const struct memento__digest *fp, const struct timespec *deadline,
+                   void **made)
 {
 	if (MEMENTO__LIKELY(cls->persist == NULL || cls->persist->store == NULL)) {
 		memento__count(counters, MEMENTO__CREATIONS);
@@ -349,14 +392,16 @@ static int produce(memento_class *cls, struct memento__counters *counters,
 		return rc;
 	}
 	const struct memento__entry *e = record->entry;
-	return memento__persist_produce(cls, e->key, memento__entry_len(e), args, deadline,
+	return memento__persist_produce(cls, e->key, memento__entry_len(e), args, fp, deadline,
 	                                counters, made);
 }
 
 /* This thread owns the creation: run create outside every lock and settle
- * it.  hold: the entry is held for a memento_ref. */
+ * it.  hold: the entry is held for a memento_ref.  fp: a revalidating
+ * class's fingerprint of args, which the entry keeps; else NULL. */
 static int create_and_settle(memento_class *cls, struct memento__counters *counters,
                              struct memento__creation *record, const void *args,
+                             const struct memento__digest *fp,
                              const struct timespec *deadline, bool hold,
                              struct memento__entry **out)
 {
@@ -365,12 +410,15 @@ static int create_and_settle(memento_class *cls, struct memento__counters *count
 	int rc;
 
 	pthread_cleanup_push(creator_died, &c);
-	rc = produce(cls, counters, record, args, deadline, &made);
+	rc = produce(cls, counters, record, args, fp, deadline, &made);
 	pthread_cleanup_pop(0);
 
 	if (rc == 0) {
 		/* Read before publish: it may let go of the record. */
 		struct memento__entry *e = record->entry;
+		/* Before publish, whose release makes it visible with the object. */
+		if (fp != NULL)
+			*memento__fp_of(e) = *fp;
 		memento__creation_publish(record, made, weight_of(cls, made),
 		                          hold && (cls->life & MEMENTO__LIFE_GUARDED), counters);
 		*out = e;
@@ -479,9 +527,16 @@ static inline __attribute__((always_inline)) int get(memento_class *cls, const v
 		return rc;
 
 	lookup_hash(&lk);
+	if (MEMENTO__UNLIKELY(cls->life & MEMENTO__LIFE_REVALIDATE)) {
+		rc = lookup_fingerprint(&lk, args);
+		if (rc != 0) {
+			lookup_end(&lk);
+			return rc;
+		}
+	}
 	struct memento__entry *e = front_find(&lk);
 	if (MEMENTO__LIKELY(e != NULL)) {
-		if (MEMENTO__LIKELY(memento__freshness_of(cls, e, &lk.now) == MEMENTO__FRESH)) {
+		if (MEMENTO__LIKELY(hit_fresh(&lk, e))) {
 			lookup_end(&lk);
 			memento__count(lk.counters, MEMENTO__HITS);
 			if (hold)
@@ -489,15 +544,15 @@ static inline __attribute__((always_inline)) int get(memento_class *cls, const v
 			*out = e;
 			return 0;
 		}
-		/* Expired or stale: the shard lock settles it. */
+		/* Expired, stale or made from other inputs: the shard lock
+		 * settles it. */
 	} else {
 		bool began = section_begin(&lk);
 		e = ck_hs_get(&lookup_shard(&lk)->hs, lk.hash, lk.probe);
 		if (MEMENTO__LIKELY(e != NULL)) {
 			uint32_t s = state_of(e);
 			if (MEMENTO__LIKELY((s & MEMENTO__PHASE) == MEMENTO__READY) &&
-			    MEMENTO__LIKELY(memento__freshness_of(cls, e, &lk.now) ==
-			                    MEMENTO__FRESH)) {
+			    MEMENTO__LIKELY(hit_fresh(&lk, e))) {
 				if (hold)
 					hold_for_ref(e);
 				section_end(&lk, began);
@@ -539,7 +594,9 @@ static inline __attribute__((always_inline)) int get(memento_class *cls, const v
 		return got.error;
 	case CLAIM_CREATE:
 		memento__count(lk.counters, MEMENTO__MISSES);
-		return create_and_settle(cls, lk.counters, got.creation, args, deadline, hold, out);
+		return create_and_settle(cls, lk.counters, got.creation, args,
+		                         (cls->life & MEMENTO__LIFE_REVALIDATE) ? &lk.fp : NULL,
+		                         deadline, hold, out);
 	case CLAIM_WAIT:
 		memento__count(lk.counters, MEMENTO__MISSES);
 		return wait_and_share(lk.tc->thread, lk.counters, got.creation, deadline, hold, out);

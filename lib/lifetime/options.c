@@ -70,6 +70,8 @@ static uint32_t life_flags(const memento_class_options *o)
 		life |= MEMENTO__LIFE_POLICY;
 	if (o->failure_ttl_ns != 0)
 		life |= MEMENTO__LIFE_REMEMBER;
+	if (o->flags & MEMENTO_CLASS_REVALIDATE)
+		life |= MEMENTO__LIFE_REVALIDATE;
 	return life;
 }
 
@@ -100,7 +102,8 @@ int memento__class_options_apply(memento_class *cls, const memento_class_options
 	cls->life = life_flags(&o);
 	cls->identity = memento__class_identity(
 		cls->index, cls->life & MEMENTO__LIFE_GUARDED,
-		cls->life & (MEMENTO__LIFE_POLICY | MEMENTO__LIFE_TIMED));
+		cls->life & (MEMENTO__LIFE_POLICY | MEMENTO__LIFE_TIMED),
+		cls->life & MEMENTO__LIFE_REVALIDATE);
 	cls->weigh = o.weigh;
 	cls->expire_after = duration(o.expire_after_ns);
 	cls->refresh_after = duration(o.refresh_after_ns);

@@ -27,7 +27,12 @@
 
 int memento__persist_apply(memento_class *cls, const memento_class_options *o)
 {
-	if (o->flags != 0)
+	if (o->flags & ~(unsigned int)MEMENTO_CLASS_REVALIDATE)
+		return -EINVAL;
+	/* Revalidation checks a fingerprint, and a refresh's successor entry
+	 * would carry none. */
+	if ((o->flags & MEMENTO_CLASS_REVALIDATE) &&
+	    (o->fingerprint == NULL || o->refresh_after_ns != 0))
 		return -EINVAL;
 	if (o->store == NULL && o->version == NULL && o->fingerprint == NULL)
 		return 0;
@@ -172,7 +177,8 @@ static void unlock_abandoned(void *arg)
 }
 
 int memento__persist_produce(memento_class *cls, const unsigned char *key, uint32_t key_len,
-                             const void *args, const struct timespec *deadline,
+                             const void *args, const struct memento__digest *fingerprint,
+                             const struct timespec *deadline,
                              struct memento__counters *counters, void **made)
 {
 	if (memento__key_has_ptr(key, key_len))
@@ -180,7 +186,11 @@ int memento__persist_produce(memento_class *cls, const unsigned char *key, uint3
 	struct production p = {
 		.cls = cls, .key = key, .key_len = key_len, .counters = counters, .made = made,
 	};
-	int rc = memento__fingerprint(cls, args, &p.fingerprint);
+	int rc = 0;
+	if (fingerprint != NULL)
+		p.fingerprint = *fingerprint;
+	else
+		rc = memento__fingerprint(cls, args, &p.fingerprint);
 	if (rc != 0)
 		return rc;
 	memento__store_key_of(cls, key, key_len, &p.store_key);
