@@ -490,10 +490,12 @@ enum memento__stat {
 	MEMENTO__NSTATS
 };
 
-/* One thread's counters for one class.  Only that thread writes them. */
+/* One thread's counters for one class.  Only that thread writes them.
+ * Padded to a power of two, so that indexing by class is a shift. */
 struct memento__counters {
-	_Atomic uint64_t n[MEMENTO__NSTATS];
+	_Atomic uint64_t n[16];
 };
+_Static_assert(MEMENTO__NSTATS <= 16, "the counters fit their padded array");
 
 /* Classes with an index below this count in the record itself. */
 #define MEMENTO__COUNTERS_INLINE 8

@@ -64,12 +64,17 @@ static int callback_result(int rc)
  * inlined: it is most of the hit path, and lk then stays in registers.
  * Outside a guard of its cache, a guarded class's lookup is refused
  * (-EPERM) before its key callback runs, unless guard_free (a get that
- * returns a counted reference).
+ * returns a counted reference).  A get (revalidate) of a revalidating
+ * class computes the fingerprint of args first, before the key callback
+ * and the lookup: an object made after this is made from inputs at least
+ * this new, so its entry can carry this fingerprint without ever passing
+ * off old inputs as new.
  */
 static inline __attribute__((always_inline)) int lookup_begin(struct lookup *lk,
                                                               memento_class *cls,
                                                               const void *args,
-                                                              bool guard_free)
+                                                              bool guard_free,
+                                                              bool revalidate)
 {
 	lk->cls = cls;
 	lk->heap_probe = NULL;
@@ -78,9 +83,16 @@ static inline __attribute__((always_inline)) int lookup_begin(struct lookup *lk,
 	lk->tc = memento__tcache_for(cls->cache);
 	if (MEMENTO__UNLIKELY(lk->tc == NULL))
 		return -ENOMEM;
-	if (MEMENTO__UNLIKELY(cls->life & MEMENTO__LIFE_GUARDED) && !guard_free &&
-	    !memento__in_guard(lk->tc))
-		return -EPERM;
+	if (MEMENTO__UNLIKELY(cls->life & (MEMENTO__LIFE_GUARDED | MEMENTO__LIFE_REVALIDATE))) {
+		if ((cls->life & MEMENTO__LIFE_GUARDED) && !guard_free &&
+		    !memento__in_guard(lk->tc))
+			return -EPERM;
+		if (revalidate && (cls->life & MEMENTO__LIFE_REVALIDATE)) {
+			int rc = memento__fingerprint(cls, args, &lk->fp);
+			if (rc != 0)
+				return rc;
+		}
+	}
 	lk->counters = memento__counters_for(lk->tc, cls->index);
 	if (MEMENTO__UNLIKELY(lk->counters == NULL))
 		return -ENOMEM;
@@ -122,20 +134,6 @@ static inline __attribute__((always_inline)) int lookup_begin(struct lookup *lk,
 static inline __attribute__((always_inline)) void lookup_hash(struct lookup *lk)
 {
 	lk->hash = memento__key_hash(lk->probe->key, memento__entry_len(lk->probe), lk->cls->seed);
-}
-
-/*
- * A revalidating class's fingerprint of args, before the lookup: an object
- * made after this is made from inputs at least this new, so the entry can
- * carry this fingerprint without ever passing off old inputs as new.
- */
-static int lookup_fingerprint(struct lookup *lk, const void *args)
-{
-	int rc;
-	pthread_cleanup_push(key_abandoned, lk);
-	rc = memento__fingerprint(lk->cls, args, &lk->fp);
-	pthread_cleanup_pop(0);
-	return rc;
 }
 
 /*
@@ -522,18 +520,11 @@ static inline __attribute__((always_inline)) int get(memento_class *cls, const v
                                                      bool hold, struct memento__entry **out)
 {
 	struct lookup lk;
-	int rc = lookup_begin(&lk, cls, args, hold);
+	int rc = lookup_begin(&lk, cls, args, hold, true);
 	if (MEMENTO__UNLIKELY(rc != 0))
 		return rc;
 
 	lookup_hash(&lk);
-	if (MEMENTO__UNLIKELY(cls->life & MEMENTO__LIFE_REVALIDATE)) {
-		rc = lookup_fingerprint(&lk, args);
-		if (rc != 0) {
-			lookup_end(&lk);
-			return rc;
-		}
-	}
 	struct memento__entry *e = front_find(&lk);
 	if (MEMENTO__LIKELY(e != NULL)) {
 		if (MEMENTO__LIKELY(hit_fresh(&lk, e))) {
@@ -649,7 +640,7 @@ int memento_peek(memento_class *cls, const void *args, void **obj)
 	if (cls == NULL || obj == NULL)
 		return -EINVAL;
 	struct lookup lk;
-	int rc = lookup_begin(&lk, cls, args, false);
+	int rc = lookup_begin(&lk, cls, args, false, false);
 	if (rc != 0)
 		return rc;
 
@@ -690,7 +681,7 @@ int memento_forget(memento_class *cls, const void *args)
 	if (cls == NULL)
 		return -EINVAL;
 	struct lookup lk;
-	int rc = lookup_begin(&lk, cls, args, true);
+	int rc = lookup_begin(&lk, cls, args, true, false);
 	if (rc != 0)
 		return rc;
 
