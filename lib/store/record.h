@@ -85,7 +85,9 @@ size_t memento__record_payload_at(const struct memento__record *r);
  * Reads and checks the record in n bytes at p: every length, the
  * checksum and the payload's digest.  Fills *r (pointing into p) and
  * returns MEMENTO__RECORD_OK, or the first fault found.  Never reads
- * outside [p, p + n).
+ * outside [p, p + n).  On MEMENTO__RECORD_DIGEST, *r is filled too (the
+ * checksum vouched for the header and identity: the tool shows whose
+ * payload is damaged); on the other faults its contents are unspecified.
  */
 enum memento__record_fault memento__record_parse(const void *p, size_t n,
                                                  struct memento__record *r);
