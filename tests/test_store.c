@@ -809,3 +809,120 @@ Test(store, a_guarded_class_destroys_what_revalidation_replaced)
 	revalidation_stampedes(MEMENTO_LIFETIME_GUARDED, 1, 20);
 	revalidation_stampedes(MEMENTO_LIFETIME_GUARDED, 0, 400);
 }
+
+/* ---- a full disk, a store closed too early ---------------------------------------- */
+
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+
+/* In a child whose files may not grow past what the store has now: big
+ * records cannot be written, every get still returns the right object,
+ * each refusal is counted, and what could be stored still reads back. */
+static int full_disk_child(void)
+{
+	memento_store *s = NULL;
+	if (memento_store_open(&s, dir, NULL) != 0)
+		return 10;
+	struct world w = { .version = "1" };
+	memento_cache *cache = new_cache();
+	memento_class_desc d = { "big", val_key, val_create, val_destroy, &w };
+	memento_class_options o = MEMENTO_CLASS_OPTIONS_INIT;
+	o.store = s;
+	o.encode = big_encode;
+	o.decode = big_decode;
+	memento_class *cls;
+	if (memento_class_new_with(cache, &d, &o, &cls) != 0)
+		return 11;
+	signal(SIGXFSZ, SIG_IGN); /* writes past the limit fail with EFBIG */
+	struct rlimit lim = { 1 << 20, 1 << 20 };
+	if (setrlimit(RLIMIT_FSIZE, &lim) != 0)
+		return 12;
+	for (uint64_t k = 0; k < 16; k++) {
+		void *obj;
+		if (memento_get(cls, &k, &obj) != 0 || ((struct val *)obj)->value != k * 1000)
+			return 13;
+	}
+	memento_stats st;
+	memento_class_stats(cls, &st);
+	if (st.store_errors == 0 || st.store_writes + st.store_errors != 16 || st.creations != 16)
+		return 14;
+	memento_cache_free(cache);
+	/* What was written reads back. */
+	cache = new_cache();
+	if (memento_class_new_with(cache, &d, &o, &cls) != 0)
+		return 15;
+	for (uint64_t k = 0; k < 16; k++) {
+		void *obj;
+		if (memento_get(cls, &k, &obj) != 0 || ((struct val *)obj)->value != k * 1000)
+			return 16;
+	}
+	memento_stats again;
+	memento_class_stats(cls, &again);
+	if (again.store_hits < st.store_writes)
+		return 17;
+	memento_cache_free(cache);
+	memento_store_close(s);
+	return 0;
+}
+
+Test(store, a_full_disk_costs_writes_not_results)
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0)
+		_exit(full_disk_child());
+	int status;
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status), "the child died (signal %d)",
+	          WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+	cr_assert_eq(WEXITSTATUS(status), 0, "the child failed at step %d", WEXITSTATUS(status));
+}
+
+#ifndef NDEBUG
+Test(store, closing_a_store_in_use_is_caught_in_debug_builds)
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		memento_store *s = NULL;
+		struct world w = { .version = "1" };
+		memento_cache *cache;
+		if (memento_store_open(&s, dir, NULL) != 0 || memento_cache_new(&cache) != 0)
+			_exit(1);
+		memento_class_desc d = { "val", val_key, val_create, val_destroy, &w };
+		memento_class_options o = MEMENTO_CLASS_OPTIONS_INIT;
+		o.store = s;
+		o.encode = val_encode;
+		o.decode = val_decode;
+		memento_class *cls;
+		if (memento_class_new_with(cache, &d, &o, &cls) != 0)
+			_exit(2);
+		signal(SIGABRT, SIG_DFL);
+		memento_store_close(s); /* the cache still uses it */
+		_exit(3);
+	}
+	int status;
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
+	          "no assertion: status %d", status);
+}
+#endif
+
+Test(store, an_unwritable_directory_is_refused)
+{
+	if (geteuid() == 0) {
+		/* Root writes anywhere; a path under /proc cannot be made. */
+		memento_store *s = NULL;
+		int rc = memento_store_open(&s, "/proc/mementos-no-such-store", NULL);
+		cr_assert_lt(rc, 0);
+		return;
+	}
+	char path[128];
+	snprintf(path, sizeof path, "%s/ro", dir);
+	cr_assert_eq(mkdir(path, 0555), 0);
+	memento_store *s = NULL;
+	cr_assert_eq(memento_store_open(&s, path, NULL), -EACCES);
+}
