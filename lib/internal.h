@@ -955,6 +955,15 @@ MEMENTO__HIDDEN void memento__key_unlock(struct memento__key_lock *l);
 /* In a fork child, under the store's mutex: closes the inherited copies. */
 MEMENTO__HIDDEN void memento__key_locks_drop_inherited(memento_store *s);
 
+/*
+ * A creation that ended without an outcome: its creator stopped waiting
+ * for another process's key lock at its deadline (-ETIMEDOUT for it
+ * alone).  The gets that waited on it in this process start over; it is
+ * never remembered and never returned.  Outside the errno range, and a
+ * callback that returns it gets -EINVAL (get.c, callback_result).
+ */
+#define MEMENTO__RETRY (-100000)
+
 /* A class's persistence (persist.c); NULL for a class without a store,
  * version or fingerprint. */
 struct memento__persist {
@@ -976,9 +985,10 @@ MEMENTO__HIDDEN void memento__persist_free(memento_class *cls);
  * The creating get of a persisted class (cls->persist->store set): makes
  * *made for the key (the creation's entry key) from the store or by
  * create, which it counts; writes what create made.  fingerprint: args'
- * fingerprint when the get computed it already (revalidation), else NULL.  Returns 0, create's
- * error, or the fingerprint callback's, -EINVAL (a pointer field in the
- * key), -ETIMEDOUT (deadline passed waiting for another process).
+ * fingerprint when the get computed it already (revalidation), else NULL.
+ * Returns 0, create's error, or the fingerprint callback's, -EINVAL (a
+ * pointer field in the key), MEMENTO__RETRY (deadline passed waiting for
+ * another process's key lock).
  * Outside every lock of the cache.
  */
 MEMENTO__HIDDEN int memento__persist_produce(memento_class *cls, const unsigned char *key,

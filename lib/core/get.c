@@ -55,7 +55,7 @@ static void key_abandoned(void *arg)
 /* A callback's positive return breaks its contract; report it as such. */
 static int callback_result(int rc)
 {
-	return rc > 0 ? -EINVAL : rc;
+	return rc > 0 || rc == MEMENTO__RETRY ? -EINVAL : rc;
 }
 
 /*
@@ -421,7 +421,13 @@ static int create_and_settle(memento_class *cls, struct memento__counters *count
 		                          hold && (cls->life & MEMENTO__LIFE_GUARDED), counters);
 		*out = e;
 	} else {
+		/* MEMENTO__RETRY: no outcome; this get alone timed out, and
+		 * the gets waiting on it start over (get). */
 		memento__creation_fail(record, rc);
+		if (rc == MEMENTO__RETRY) {
+			memento__count(counters, MEMENTO__TIMEOUTS);
+			rc = -ETIMEDOUT;
+		}
 	}
 	return rc;
 }
@@ -566,36 +572,46 @@ static inline __attribute__((always_inline)) int get(memento_class *cls, const v
 		section_end(&lk, began);
 	}
 
-	/* Everything but a fresh hit is settled under the shard lock. */
-	struct claimed got;
-	rc = claim(&lk, hold, &got);
-	lookup_end(&lk); /* the key now lives in the entry, if it was needed */
-	switch (rc) {
-	case CLAIM_READY:
-		front_keep(&lk, got.entry);
-		memento__count(lk.counters, MEMENTO__HITS);
-		*out = got.entry;
-		return 0;
-	case CLAIM_REFRESH:
-		memento__count(lk.counters, MEMENTO__HITS);
-		refresh_and_settle(&lk, args, got.entry, hold, out);
-		return 0;
-	case CLAIM_REMEMBERED:
-		memento__count(lk.counters, MEMENTO__MISSES);
-		return got.error;
-	case CLAIM_CREATE:
-		memento__count(lk.counters, MEMENTO__MISSES);
-		return create_and_settle(cls, lk.counters, got.creation, args,
-		                         (cls->life & MEMENTO__LIFE_REVALIDATE) ? &lk.fp : NULL,
-		                         deadline, hold, out);
-	case CLAIM_WAIT:
-		memento__count(lk.counters, MEMENTO__MISSES);
-		return wait_and_share(lk.tc->thread, lk.counters, got.creation, deadline, hold, out);
-	default:
-		memento__count(lk.counters, MEMENTO__MISSES);
-		if (rc == -EDEADLK)
-			memento__count(lk.counters, MEMENTO__DEADLOCKS);
-		return rc;
+	/* Everything but a fresh hit is settled under the shard lock: once,
+	 * unless the creation this get waited on ended without an outcome (its
+	 * creator stopped at its own deadline: MEMENTO__RETRY); then the key,
+	 * still in the probe, is claimed again, and counted once. */
+	for (bool first = true;; first = false) {
+		struct claimed got;
+		rc = claim(&lk, hold, &got);
+		if (rc != CLAIM_WAIT)
+			lookup_end(&lk); /* the key now lives in the entry, if needed */
+		if (first)
+			memento__count(lk.counters, rc == CLAIM_READY || rc == CLAIM_REFRESH
+			                                    ? MEMENTO__HITS
+			                                    : MEMENTO__MISSES);
+		switch (rc) {
+		case CLAIM_READY:
+			front_keep(&lk, got.entry);
+			*out = got.entry;
+			return 0;
+		case CLAIM_REFRESH:
+			refresh_and_settle(&lk, args, got.entry, hold, out);
+			return 0;
+		case CLAIM_REMEMBERED:
+			return got.error;
+		case CLAIM_CREATE:
+			return create_and_settle(cls, lk.counters, got.creation, args,
+			                         (cls->life & MEMENTO__LIFE_REVALIDATE) ? &lk.fp
+			                                                                : NULL,
+			                         deadline, hold, out);
+		case CLAIM_WAIT:
+			rc = wait_and_share(lk.tc->thread, lk.counters, got.creation, deadline, hold,
+			                    out);
+			if (rc == MEMENTO__RETRY)
+				continue;
+			lookup_end(&lk);
+			return rc;
+		default:
+			if (rc == -EDEADLK)
+				memento__count(lk.counters, MEMENTO__DEADLOCKS);
+			return rc;
+		}
 	}
 }
 

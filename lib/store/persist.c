@@ -204,7 +204,7 @@ int memento__persist_produce(memento_class *cls, const unsigned char *key, uint3
 		uint64_t h = XXH3_64bits_withSeed(p.store_key.b, sizeof p.store_key.b, 0);
 		rc = memento__key_lock(store, h, deadline, &lock);
 		if (rc == -ETIMEDOUT)
-			return rc;
+			return MEMENTO__RETRY; /* no outcome: see get.c */
 		if (rc != 0)
 			memento__count(counters, MEMENTO__STORE_ERRORS); /* create unlocked */
 		else if (read_fresh(&p) == 0) {
@@ -221,8 +221,8 @@ int memento__persist_produce(memento_class *cls, const unsigned char *key, uint3
 	pthread_cleanup_push(unlock_abandoned, &lock);
 	uint64_t t0 = clock_ns(CLOCK_MONOTONIC);
 	rc = cls->create(made, args, cls->ctx);
-	if (rc > 0)
-		rc = -EINVAL;
+	if (rc > 0 || rc == MEMENTO__RETRY)
+		rc = -EINVAL; /* a callback's return outside its contract */
 	if (rc != 0)
 		memento__count(counters, MEMENTO__FAILURES);
 	if (rc == 0) {
