@@ -39,6 +39,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 #define MEMENTO__HIDDEN __attribute__((visibility("hidden")))
 #define MEMENTO__LIKELY(x) __builtin_expect(!!(x), 1)
@@ -933,7 +934,7 @@ MEMENTO__HIDDEN int memento__store_write(memento_store *s, const struct memento_
                                          const struct memento__record *head,
                                          const void *payload);
 MEMENTO__HIDDEN const char *memento__store_lock_path(const memento_store *s);
-MEMENTO__HIDDEN struct memento__key_lock **memento__store_held(memento_store *s);
+MEMENTO__HIDDEN struct memento__key_locks *memento__store_key_locks(memento_store *s);
 MEMENTO__HIDDEN pthread_mutex_t *memento__store_mutex(memento_store *s);
 
 /* keylock.c: a key's lock across processes, held by one thread from
@@ -942,7 +943,17 @@ MEMENTO__HIDDEN pthread_mutex_t *memento__store_mutex(memento_store *s);
 struct memento__key_lock {
 	memento_store *store; /* NULL: not held */
 	int fd;
+	off_t at; /* the key's byte */
 	struct memento__key_lock *prev, *next;
+};
+
+/* A store's key locks in this process, under the store's mutex: those in
+ * use, and descriptors of keys.lock kept open for the next ones. */
+#define MEMENTO__KEY_LOCK_POOL 8
+struct memento__key_locks {
+	struct memento__key_lock *held;
+	int pool[MEMENTO__KEY_LOCK_POOL];
+	unsigned int npool;
 };
 
 /* Waits for the lock of the key with this hash (sleeping in the kernel;
@@ -954,6 +965,8 @@ MEMENTO__HIDDEN int memento__key_lock(memento_store *s, uint64_t hash,
 MEMENTO__HIDDEN void memento__key_unlock(struct memento__key_lock *l);
 /* In a fork child, under the store's mutex: closes the inherited copies. */
 MEMENTO__HIDDEN void memento__key_locks_drop_inherited(memento_store *s);
+/* When the store closes: closes the kept descriptors. */
+MEMENTO__HIDDEN void memento__key_locks_close(memento_store *s);
 
 /*
  * A creation that ended without an outcome: its creator stopped waiting

@@ -63,7 +63,7 @@ struct memento_store {
 	dev_t dev;
 	ino_t ino;
 	_Atomic uint32_t users; /* classes using it: checked at close */
-	struct memento__key_lock *held; /* this process's key locks (keylock.c) */
+	struct memento__key_locks locks; /* this process's key locks (keylock.c) */
 	memento_store *prev, *next;     /* the registry, under registry_lock */
 };
 
@@ -313,6 +313,7 @@ void memento_store_close(memento_store *s)
 	struct store_env *se = atomic_load_explicit(&s->env, memory_order_relaxed);
 	if (se != NULL)
 		env_free(se);
+	memento__key_locks_close(s);
 	store_free(s);
 }
 
@@ -336,9 +337,9 @@ const char *memento__store_lock_path(const memento_store *s)
 	return s->lock_path;
 }
 
-struct memento__key_lock **memento__store_held(memento_store *s)
+struct memento__key_locks *memento__store_key_locks(memento_store *s)
 {
-	return &s->held;
+	return &s->locks;
 }
 
 pthread_mutex_t *memento__store_mutex(memento_store *s)
