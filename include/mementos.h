@@ -473,9 +473,11 @@ MEMENTO_API int memento_get(memento_class *cls, const void *args, void **obj);
 /*
  * memento_get() that stops waiting at deadline (absolute, CLOCK_MONOTONIC;
  * NULL waits forever) and then returns -ETIMEDOUT.  The deadline bounds only
- * the wait for another thread's creation: the creation goes on and later
- * callers get its object; a caller that becomes the creator runs create to
- * its end.  Returns what memento_get() returns, or -ETIMEDOUT, or -EINVAL
+ * waits: for another thread's creation (which goes on, and later callers
+ * get its object), and, for a class with a store, for another process's
+ * creation of the key (checked every 1 ms; the gets of this process that
+ * were waiting on this one go on waiting).  A caller that becomes the
+ * creator runs create to its end.  Returns what memento_get() returns, or -ETIMEDOUT, or -EINVAL
  * for a deadline with tv_nsec outside [0, 1e9).
  * Threads, Blocks, Lifetime: as memento_get(), sleeping at most until deadline.
  */
@@ -643,7 +645,9 @@ MEMENTO_API int memento_key_ptr(memento_key *key, const void *p);
  * Gets for the key in other processes sleep in the kernel meanwhile and
  * then read the new record.  The kernel drops the lock of a process that
  * dies, so a creator killed inside create costs the others only its
- * computation: the next one takes the key at once.  A deadline
+ * computation: a process waiting for the key takes it as soon as the
+ * kernel has closed the dead one's files (about 1 ms after kill -9 in the
+ * tests), and creates it.  A deadline
  * (memento_get_until) bounds that wait too; it is checked every 1 ms.
  * Limits: one machine and a local filesystem (not NFS); a cycle of keys
  * whose creations wait on each other across processes is not detected
