@@ -348,6 +348,11 @@ struct memento__creation {
 	uint64_t hash; /* the key's */
 	_Atomic uint32_t refs;
 	int error; /* FAILED: create's error */
+	/* FAILED without an outcome: the creator stopped at its deadline
+	 * waiting for another process's key lock; its waiters start over
+	 * (get.c) and it is never remembered.  Written by the creator before
+	 * the failure's release. */
+	bool no_outcome;
 	/* A failure its class remembers (failure_ttl_ns): the entry stays
 	 * linked, FAILED, and holds a reference on the record until retry_at
 	 * (ns, coarse monotonic); the record is on its class's list of
@@ -968,15 +973,6 @@ MEMENTO__HIDDEN void memento__key_locks_drop_inherited(memento_store *s);
 /* When the store closes: closes the kept descriptors. */
 MEMENTO__HIDDEN void memento__key_locks_close(memento_store *s);
 
-/*
- * A creation that ended without an outcome: its creator stopped waiting
- * for another process's key lock at its deadline (-ETIMEDOUT for it
- * alone).  The gets that waited on it in this process start over; it is
- * never remembered and never returned.  Outside the errno range, and a
- * callback that returns it gets -EINVAL (get.c, callback_result).
- */
-#define MEMENTO__RETRY (-100000)
-
 /* A class's persistence (persist.c); NULL for a class without a store,
  * version or fingerprint. */
 struct memento__persist {
@@ -1000,15 +996,17 @@ MEMENTO__HIDDEN void memento__persist_free(memento_class *cls);
  * create, which it counts; writes what create made.  fingerprint: args'
  * fingerprint when the get computed it already (revalidation), else NULL.
  * Returns 0, create's error, or the fingerprint callback's, -EINVAL (a
- * pointer field in the key), MEMENTO__RETRY (deadline passed waiting for
- * another process's key lock).
+ * pointer field in the key), or -ETIMEDOUT with *lock_timed_out set (the
+ * deadline passed while it waited for another process's key lock: not
+ * create's -ETIMEDOUT).
  * Outside every lock of the cache.
  */
 MEMENTO__HIDDEN int memento__persist_produce(memento_class *cls, const unsigned char *key,
                                              uint32_t key_len, const void *args,
                                              const struct memento__digest *fingerprint,
                                              const struct timespec *deadline,
-                                             struct memento__counters *counters, void **made);
+                                             struct memento__counters *counters, void **made,
+                                             bool *lock_timed_out);
 
 /* fingerprint.c: the fingerprint of args for cls (version and callback). */
 MEMENTO__HIDDEN int memento__fingerprint(memento_class *cls, const void *args,

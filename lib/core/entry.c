@@ -53,6 +53,7 @@ bool memento__creation_start(struct memento__shard *shard, memento_class *cls,
 	c->hash = hash;
 	atomic_init(&c->refs, 1); /* the creator's */
 	c->error = 0;
+	c->no_outcome = false;
 	if (!memento__shard_insert(shard, e, hash)) {
 		memento__slab_free(shard, e);
 		return false;

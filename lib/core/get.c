@@ -55,7 +55,7 @@ static void key_abandoned(void *arg)
 /* A callback's positive return breaks its contract; report it as such. */
 static int callback_result(int rc)
 {
-	return rc > 0 || rc == MEMENTO__RETRY ? -EINVAL : rc;
+	return rc > 0 ? -EINVAL : rc;
 }
 
 /*
@@ -382,6 +382,7 @@ static int produce(memento_class *cls, struct memento__counters *counters,
                    const struct memento__digest *fp, const struct timespec *deadline,
                    void **made)
 {
+	bool lock_timed_out = false;
 	if (MEMENTO__LIKELY(cls->persist == NULL || cls->persist->store == NULL)) {
 		memento__count(counters, MEMENTO__CREATIONS);
 		int rc = call_create(cls, args, made);
@@ -390,8 +391,11 @@ static int produce(memento_class *cls, struct memento__counters *counters,
 		return rc;
 	}
 	const struct memento__entry *e = record->entry;
-	return memento__persist_produce(cls, e->key, memento__entry_len(e), args, fp, deadline,
-	                                counters, made);
+	int rc = memento__persist_produce(cls, e->key, memento__entry_len(e), args, fp, deadline,
+	                                  counters, made, &lock_timed_out);
+	/* Before the failure's release publishes it to the waiters. */
+	record->no_outcome = lock_timed_out;
+	return rc;
 }
 
 /* This thread owns the creation: run create outside every lock and settle
@@ -421,24 +425,24 @@ static int create_and_settle(memento_class *cls, struct memento__counters *count
 		                          hold && (cls->life & MEMENTO__LIFE_GUARDED), counters);
 		*out = e;
 	} else {
-		/* MEMENTO__RETRY: no outcome; this get alone timed out, and
-		 * the gets waiting on it start over (get). */
-		memento__creation_fail(record, rc);
-		if (rc == MEMENTO__RETRY) {
+		/* Without an outcome, this get alone timed out, and the gets
+		 * waiting on it start over (get). */
+		if (record->no_outcome)
 			memento__count(counters, MEMENTO__TIMEOUTS);
-			rc = -ETIMEDOUT;
-		}
+		memento__creation_fail(record, rc);
 	}
 	return rc;
 }
 
 /* Holding a reference on another thread's creation: wait and share its
  * outcome.  The record keeps the entry while it is read (and held, for a
- * memento_ref). */
+ * memento_ref).  *retry: the creation ended without an outcome (its
+ * creator's own deadline passed), and the caller claims the key again. */
 static int wait_and_share(struct memento__thread *self, struct memento__counters *counters,
                           struct memento__creation *c, const struct timespec *deadline,
-                          bool hold, struct memento__entry **out)
+                          bool hold, struct memento__entry **out, bool *retry)
 {
+	*retry = false;
 	int rc = memento__wait_begin(self, c);
 	if (rc == -EDEADLK) {
 		memento__count(counters, MEMENTO__DEADLOCKS);
@@ -453,6 +457,10 @@ static int wait_and_share(struct memento__thread *self, struct memento__counters
 				hold_for_ref(c->entry);
 		} else if (timed_out) {
 			memento__count(counters, MEMENTO__TIMEOUTS);
+		} else {
+			/* Acquire in the wait saw FAILED: no_outcome is the
+			 * creator's, written before. */
+			*retry = c->no_outcome;
 		}
 	}
 	memento__creation_unref(c);
@@ -574,8 +582,9 @@ static inline __attribute__((always_inline)) int get(memento_class *cls, const v
 
 	/* Everything but a fresh hit is settled under the shard lock: once,
 	 * unless the creation this get waited on ended without an outcome (its
-	 * creator stopped at its own deadline: MEMENTO__RETRY); then the key,
-	 * still in the probe, is claimed again, and counted once. */
+	 * creator stopped at its own deadline waiting for another process);
+	 * then the key, still in the probe, is claimed again, and counted
+	 * once. */
 	for (bool first = true;; first = false) {
 		struct claimed got;
 		rc = claim(&lk, hold, &got);
@@ -600,13 +609,15 @@ static inline __attribute__((always_inline)) int get(memento_class *cls, const v
 			                         (cls->life & MEMENTO__LIFE_REVALIDATE) ? &lk.fp
 			                                                                : NULL,
 			                         deadline, hold, out);
-		case CLAIM_WAIT:
+		case CLAIM_WAIT: {
+			bool retry;
 			rc = wait_and_share(lk.tc->thread, lk.counters, got.creation, deadline, hold,
-			                    out);
-			if (rc == MEMENTO__RETRY)
+			                    out, &retry);
+			if (retry)
 				continue;
 			lookup_end(&lk);
 			return rc;
+		}
 		default:
 			if (rc == -EDEADLK)
 				memento__count(lk.counters, MEMENTO__DEADLOCKS);

@@ -68,7 +68,7 @@ bool memento__remember_failure(struct memento__creation *c)
 {
 	/* A creator that died (cancelled, exited) says nothing of the key. */
 	if (!(c->cls->life & MEMENTO__LIFE_REMEMBER) || c->error == -EOWNERDEAD ||
-	    c->error == MEMENTO__RETRY)
+	    c->no_outcome)
 		return false;
 	struct memento__class_shard *cs = class_shard(c);
 	uint64_t now = memento__now();

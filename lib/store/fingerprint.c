@@ -42,8 +42,8 @@ int memento__fingerprint(memento_class *cls, const void *args, struct memento__d
 	pthread_cleanup_push(fields_abandoned, &f);
 	rc = ps->fingerprint(&key, args, cls->ctx);
 	pthread_cleanup_pop(0);
-	if (rc > 0 || rc == MEMENTO__RETRY)
-		rc = -EINVAL; /* a callback's return outside its contract */
+	if (rc > 0)
+		rc = -EINVAL; /* a callback's positive return breaks its contract */
 	if (rc == 0)
 		rc = key.err;
 	if (rc == 0)

@@ -179,7 +179,8 @@ static void unlock_abandoned(void *arg)
 int memento__persist_produce(memento_class *cls, const unsigned char *key, uint32_t key_len,
                              const void *args, const struct memento__digest *fingerprint,
                              const struct timespec *deadline,
-                             struct memento__counters *counters, void **made)
+                             struct memento__counters *counters, void **made,
+                             bool *lock_timed_out)
 {
 	if (memento__key_has_ptr(key, key_len))
 		return -EINVAL; /* an address means nothing in another process */
@@ -203,8 +204,10 @@ int memento__persist_produce(memento_class *cls, const unsigned char *key, uint3
 		/* The 64 bits of the key's identity past the class's. */
 		uint64_t h = XXH3_64bits_withSeed(p.store_key.b, sizeof p.store_key.b, 0);
 		rc = memento__key_lock(store, h, deadline, &lock);
-		if (rc == -ETIMEDOUT)
-			return MEMENTO__RETRY; /* no outcome: see get.c */
+		if (rc == -ETIMEDOUT) {
+			*lock_timed_out = true; /* no outcome: see get.c */
+			return rc;
+		}
 		if (rc != 0)
 			memento__count(counters, MEMENTO__STORE_ERRORS); /* create unlocked */
 		else if (read_fresh(&p) == 0) {
@@ -221,8 +224,8 @@ int memento__persist_produce(memento_class *cls, const unsigned char *key, uint3
 	pthread_cleanup_push(unlock_abandoned, &lock);
 	uint64_t t0 = clock_ns(CLOCK_MONOTONIC);
 	rc = cls->create(made, args, cls->ctx);
-	if (rc > 0 || rc == MEMENTO__RETRY)
-		rc = -EINVAL; /* a callback's return outside its contract */
+	if (rc > 0)
+		rc = -EINVAL; /* a callback's positive return breaks its contract */
 	if (rc != 0)
 		memento__count(counters, MEMENTO__FAILURES);
 	if (rc == 0) {
