@@ -903,6 +903,23 @@ static inline memento_class *memento__class_at(memento_cache *cache, uint32_t id
 
 /* ---- store/ ------------------------------------------------------------------- */
 
+/* Cancellation off, for a section that holds a mutex or an LMDB
+ * transaction, which no cleanup handler could unwind (a cancellation point
+ * inside, open() or fsync(), would leave it held); returns the state that
+ * memento__cancel_restore puts back. */
+static inline int memento__cancel_off(void)
+{
+	int old;
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+	return old;
+}
+
+static inline void memento__cancel_restore(int old)
+{
+	int ignored;
+	pthread_setcancelstate(old, &ignored);
+}
+
 /* What an encode callback appends to (buf.c). */
 struct memento_buf {
 	memento_cache *cache; /* whose allocator holds data */
@@ -990,15 +1007,22 @@ struct memento__persist {
 MEMENTO__HIDDEN int memento__persist_apply(memento_class *cls, const memento_class_options *o);
 MEMENTO__HIDDEN void memento__persist_free(memento_class *cls);
 
+/* What a production tells its caller besides its result; the caller
+ * zeroes it, and a cleanup handler may read it after a cancellation. */
+struct memento__produced {
+	bool created;        /* create ran: counted in creations */
+	bool lock_timed_out; /* -ETIMEDOUT from the key lock's wait, not create */
+};
+
 /*
  * The creating get of a persisted class (cls->persist->store set): makes
  * *made for the key (the creation's entry key) from the store or by
  * create, which it counts; writes what create made.  fingerprint: args'
  * fingerprint when the get computed it already (revalidation), else NULL.
  * Returns 0, create's error, or the fingerprint callback's, -EINVAL (a
- * pointer field in the key), or -ETIMEDOUT with *lock_timed_out set (the
- * deadline passed while it waited for another process's key lock: not
- * create's -ETIMEDOUT).
+ * pointer field in the key), or -ETIMEDOUT with out->lock_timed_out set
+ * (the deadline passed while it waited for another process's key lock:
+ * not create's -ETIMEDOUT).
  * Outside every lock of the cache.
  */
 MEMENTO__HIDDEN int memento__persist_produce(memento_class *cls, const unsigned char *key,
@@ -1006,7 +1030,7 @@ MEMENTO__HIDDEN int memento__persist_produce(memento_class *cls, const unsigned 
                                              const struct memento__digest *fingerprint,
                                              const struct timespec *deadline,
                                              struct memento__counters *counters, void **made,
-                                             bool *lock_timed_out);
+                                             struct memento__produced *out);
 
 /* fingerprint.c: the fingerprint of args for cls (version and callback). */
 MEMENTO__HIDDEN int memento__fingerprint(memento_class *cls, const void *args,

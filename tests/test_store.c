@@ -626,6 +626,7 @@ static int live_fingerprint(memento_key *key, const void *args, void *ctx)
 static int live_create(void **obj, const void *args, void *ctx)
 {
 	struct world *w = ctx;
+	uint64_t input = atomic_load(&w->live_input); /* read first, as a build would */
 	atomic_fetch_add(&w->creations, 1);
 	if (w->sleep_ms)
 		sleep_ms(w->sleep_ms);
@@ -633,7 +634,7 @@ static int live_create(void **obj, const void *args, void *ctx)
 	if (v == NULL)
 		return -ENOMEM;
 	v->key = *(const uint64_t *)args;
-	v->value = atomic_load(&w->live_input);
+	v->value = input;
 	*obj = v;
 	return 0;
 }
@@ -925,4 +926,42 @@ Test(store, an_unwritable_directory_is_refused)
 	cr_assert_eq(mkdir(path, 0555), 0);
 	memento_store *s = NULL;
 	cr_assert_eq(memento_store_open(&s, path, NULL), -EACCES);
+}
+
+/* A revalidating get that finds a creation in flight made from older
+ * inputs must not take its object. */
+struct slow_get {
+	memento_class *cls;
+	struct val *got;
+};
+
+static void *slow_get(void *arg)
+{
+	struct slow_get *g = arg;
+	g->got = live_get(g->cls, 7);
+	return NULL;
+}
+
+Test(store, a_revalidating_get_skips_a_creation_from_older_inputs)
+{
+	struct world w = { .version = "1", .sleep_ms = 150 };
+	memento_cache *cache = new_cache();
+	memento_class *cls = live_class(cache, NULL, &w, MEMENTO_CLASS_REVALIDATE,
+	                                MEMENTO_LIFETIME_CACHE);
+	atomic_store(&w.live_input, 1);
+	struct slow_get g = { cls, NULL };
+	pthread_t t;
+	pthread_create(&t, NULL, slow_get, &g);
+	while (atomic_load(&w.creations) == 0)
+		sleep_ms(1);
+	/* The creation from input 1 is in flight; the input changes. */
+	atomic_store(&w.live_input, 2);
+	struct val *now = live_get(cls, 7);
+	pthread_join(t, NULL);
+	cr_assert_eq(now->value, 2, "got the object made from input %llu",
+	             (unsigned long long)now->value);
+	cr_assert_eq(g.got->value, 1);
+	cr_assert_eq(atomic_load(&w.creations), 2);
+	cr_assert_eq(live_get(cls, 7), now);
+	memento_cache_free(cache);
 }

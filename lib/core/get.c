@@ -346,6 +346,7 @@ unlock:
 struct creation {
 	struct memento__creation *record;
 	struct memento__counters *counters;
+	struct memento__produced produced; /* did create run (a persisted class) */
 };
 
 /*
@@ -356,7 +357,10 @@ struct creation {
 static void creator_died(void *arg)
 {
 	struct creation *c = arg;
-	memento__count(c->counters, MEMENTO__FAILURES);
+	/* A failure of create: a persisted class may die before it, in its
+	 * fingerprint, its decode or the wait for another process. */
+	if (c->produced.created)
+		memento__count(c->counters, MEMENTO__FAILURES);
 	memento__creation_fail(c->record, -EOWNERDEAD);
 }
 
@@ -380,11 +384,11 @@ static uint64_t weight_of(const memento_class *cls, const void *obj)
 static int produce(memento_class *cls, struct memento__counters *counters,
                    struct memento__creation *record, const void *args,
                    const struct memento__digest *fp, const struct timespec *deadline,
-                   void **made)
+                   void **made, struct memento__produced *produced)
 {
-	bool lock_timed_out = false;
 	if (MEMENTO__LIKELY(cls->persist == NULL || cls->persist->store == NULL)) {
 		memento__count(counters, MEMENTO__CREATIONS);
+		produced->created = true;
 		int rc = call_create(cls, args, made);
 		if (rc != 0)
 			memento__count(counters, MEMENTO__FAILURES);
@@ -392,9 +396,9 @@ static int produce(memento_class *cls, struct memento__counters *counters,
 	}
 	const struct memento__entry *e = record->entry;
 	int rc = memento__persist_produce(cls, e->key, memento__entry_len(e), args, fp, deadline,
-	                                  counters, made, &lock_timed_out);
+	                                  counters, made, produced);
 	/* Before the failure's release publishes it to the waiters. */
-	record->no_outcome = lock_timed_out;
+	record->no_outcome = produced->lock_timed_out;
 	return rc;
 }
 
@@ -412,7 +416,7 @@ static int create_and_settle(memento_class *cls, struct memento__counters *count
 	int rc;
 
 	pthread_cleanup_push(creator_died, &c);
-	rc = produce(cls, counters, record, args, fp, deadline, &made);
+	rc = produce(cls, counters, record, args, fp, deadline, &made, &c.produced);
 	pthread_cleanup_pop(0);
 
 	if (rc == 0) {
@@ -436,11 +440,13 @@ static int create_and_settle(memento_class *cls, struct memento__counters *count
 
 /* Holding a reference on another thread's creation: wait and share its
  * outcome.  The record keeps the entry while it is read (and held, for a
- * memento_ref).  *retry: the creation ended without an outcome (its
- * creator's own deadline passed), and the caller claims the key again. */
+ * memento_ref).  *retry: the caller claims the key again, because the
+ * creation ended without an outcome (its creator's own deadline passed)
+ * or, fp set (a revalidating get), made its object for other inputs. */
 static int wait_and_share(struct memento__thread *self, struct memento__counters *counters,
                           struct memento__creation *c, const struct timespec *deadline,
-                          bool hold, struct memento__entry **out, bool *retry)
+                          const struct memento__digest *fp, bool hold,
+                          struct memento__entry **out, bool *retry)
 {
 	*retry = false;
 	int rc = memento__wait_begin(self, c);
@@ -451,7 +457,12 @@ static int wait_and_share(struct memento__thread *self, struct memento__counters
 		memento__count(counters, MEMENTO__WAITS);
 		rc = memento__creation_wait(c, deadline, &timed_out);
 		memento__wait_end(self);
-		if (rc == 0) {
+		if (rc == 0 && fp != NULL &&
+		    memcmp(memento__fp_of(c->entry), fp, sizeof *fp) != 0) {
+			/* A revalidating get joined a creation from other inputs:
+			 * not its object; the claim again rebuilds it, once. */
+			*retry = true;
+		} else if (rc == 0) {
 			*out = c->entry;
 			if (hold)
 				hold_for_ref(c->entry);
@@ -611,8 +622,9 @@ static inline __attribute__((always_inline)) int get(memento_class *cls, const v
 			                         deadline, hold, out);
 		case CLAIM_WAIT: {
 			bool retry;
-			rc = wait_and_share(lk.tc->thread, lk.counters, got.creation, deadline, hold,
-			                    out, &retry);
+			rc = wait_and_share(lk.tc->thread, lk.counters, got.creation, deadline,
+			                    (cls->life & MEMENTO__LIFE_REVALIDATE) ? &lk.fp : NULL,
+			                    hold, out, &retry);
 			if (retry)
 				continue;
 			lookup_end(&lk);

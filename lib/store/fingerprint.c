@@ -46,6 +46,10 @@ int memento__fingerprint(memento_class *cls, const void *args, struct memento__d
 		rc = -EINVAL; /* a callback's positive return breaks its contract */
 	if (rc == 0)
 		rc = key.err;
+	/* An address means nothing in another process or after a restart: a
+	 * stale record could pass for fresh. */
+	if (rc == 0 && ps->store != NULL && memento__key_has_ptr(key.bytes, key.len))
+		rc = -EINVAL;
 	if (rc == 0)
 		*out = memento__digest_of(key.bytes, key.len, seed);
 	fields_abandoned(&f);

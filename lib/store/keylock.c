@@ -36,6 +36,7 @@
 static int held_open(memento_store *s, struct memento__key_lock *l)
 {
 	struct memento__key_locks *ks = memento__store_key_locks(s);
+	int cancel = memento__cancel_off(); /* open() under the mutex */
 	pthread_mutex_lock(memento__store_mutex(s));
 	int rc = 0;
 	if (ks->npool > 0)
@@ -52,6 +53,7 @@ static int held_open(memento_store *s, struct memento__key_lock *l)
 		ks->held = l;
 	}
 	pthread_mutex_unlock(memento__store_mutex(s));
+	memento__cancel_restore(cancel);
 	return rc;
 }
 
@@ -61,6 +63,7 @@ static int held_open(memento_store *s, struct memento__key_lock *l)
 static void held_close(memento_store *s, struct memento__key_lock *l)
 {
 	struct memento__key_locks *ks = memento__store_key_locks(s);
+	int cancel = memento__cancel_off(); /* close() under the mutex */
 	pthread_mutex_lock(memento__store_mutex(s));
 	if (l->fd >= 0) { /* else a fork child dropped it already */
 		if (l->prev != NULL)
@@ -78,6 +81,7 @@ static void held_close(memento_store *s, struct memento__key_lock *l)
 		l->fd = -1;
 	}
 	pthread_mutex_unlock(memento__store_mutex(s));
+	memento__cancel_restore(cancel);
 }
 
 static bool deadline_passed(const struct timespec *deadline)

@@ -89,6 +89,7 @@ struct production {
 	struct memento__counters *counters;
 	bool stale;  /* a read found the key's record with another fingerprint */
 	bool fault;  /* a read found it damaged, or failed; counted once */
+	bool *created; /* out: create ran (counted in creations) */
 	void **made; /* out: the decoded object */
 };
 
@@ -176,16 +177,74 @@ static void unlock_abandoned(void *arg)
 	memento__key_unlock(arg);
 }
 
+/* What a creation cancelled inside encode must destroy: its object, which
+ * will never be published. */
+struct made_scope {
+	memento_class *cls;
+	void **made;
+};
+
+static void made_abandoned(void *arg)
+{
+	struct made_scope *m = arg;
+	if (m->cls->destroy != NULL)
+		m->cls->destroy(*m->made, m->cls->ctx);
+}
+
+/* Counts what the reads found, once each: a fault, and a stale record
+ * when it is recomputed (recomputing). */
+static void count_findings(const struct production *p, bool recomputing)
+{
+	if (p->stale && recomputing)
+		memento__count(p->counters, MEMENTO__STORE_STALE);
+	if (p->fault)
+		memento__count(p->counters, MEMENTO__STORE_ERRORS);
+}
+
+/*
+ * Under the key's lock (when l holds it): reads again, else creates and
+ * writes.  1: a store hit; 0: created; else create's error.
+ */
+static int create_locked(struct production *p, const void *args, bool locked)
+{
+	memento_class *cls = p->cls;
+	if (locked && read_fresh(p) == 0)
+		return 1;
+	count_findings(p, true);
+	p->stale = p->fault = false;
+
+	memento__count(p->counters, MEMENTO__CREATIONS);
+	*p->created = true;
+	uint64_t t0 = clock_ns(CLOCK_MONOTONIC);
+	int rc = cls->create(p->made, args, cls->ctx);
+	if (rc > 0)
+		rc = -EINVAL; /* a callback's positive return breaks its contract */
+	if (rc != 0) {
+		memento__count(p->counters, MEMENTO__FAILURES);
+		return rc;
+	}
+	if (!memento__store_writable(cls->persist->store)) {
+		memento__count(p->counters, MEMENTO__STORE_ERRORS); /* not stored */
+		return 0;
+	}
+	struct made_scope m = { cls, p->made };
+	pthread_cleanup_push(made_abandoned, &m);
+	write_result(p, *p->made, clock_ns(CLOCK_MONOTONIC) - t0);
+	pthread_cleanup_pop(0);
+	return 0;
+}
+
 int memento__persist_produce(memento_class *cls, const unsigned char *key, uint32_t key_len,
                              const void *args, const struct memento__digest *fingerprint,
                              const struct timespec *deadline,
                              struct memento__counters *counters, void **made,
-                             bool *lock_timed_out)
+                             struct memento__produced *out)
 {
 	if (memento__key_has_ptr(key, key_len))
 		return -EINVAL; /* an address means nothing in another process */
 	struct production p = {
 		.cls = cls, .key = key, .key_len = key_len, .counters = counters, .made = made,
+		.created = &out->created,
 	};
 	int rc = 0;
 	if (fingerprint != NULL)
@@ -197,50 +256,35 @@ int memento__persist_produce(memento_class *cls, const unsigned char *key, uint3
 	memento__store_key_of(cls, key, key_len, &p.store_key);
 	memento_store *store = cls->persist->store;
 
-	if (read_fresh(&p) == 0)
-		goto store_hit;
-	struct memento__key_lock lock = { 0 };
-	if (memento__store_writable(store)) {
-		/* The 64 bits of the key's identity past the class's. */
-		uint64_t h = XXH3_64bits_withSeed(p.store_key.b, sizeof p.store_key.b, 0);
-		rc = memento__key_lock(store, h, deadline, &lock);
+	if (read_fresh(&p) == 0) {
+		rc = 1;
+	} else {
+		struct memento__key_lock lock = { 0 };
+		/* Covers the wait, the read under the lock (decode), create and
+		 * encode: a cancelled creator releases the key. */
+		pthread_cleanup_push(unlock_abandoned, &lock);
+		bool locked = false;
+		if (memento__store_writable(store)) {
+			/* The 64 bits of the key's identity past the class's. */
+			uint64_t h = XXH3_64bits_withSeed(p.store_key.b, sizeof p.store_key.b, 0);
+			rc = memento__key_lock(store, h, deadline, &lock);
+			locked = rc == 0;
+			if (rc != 0 && rc != -ETIMEDOUT)
+				p.fault = true; /* no lock: create all the same */
+		}
 		if (rc == -ETIMEDOUT) {
-			*lock_timed_out = true; /* no outcome: see get.c */
-			return rc;
+			out->lock_timed_out = true; /* no outcome: see get.c */
+			count_findings(&p, false);
+		} else {
+			rc = create_locked(&p, args, locked);
 		}
-		if (rc != 0)
-			memento__count(counters, MEMENTO__STORE_ERRORS); /* create unlocked */
-		else if (read_fresh(&p) == 0) {
-			memento__key_unlock(&lock);
-			goto store_hit;
-		}
+		pthread_cleanup_pop(0);
+		memento__key_unlock(&lock);
 	}
-	if (p.stale)
-		memento__count(counters, MEMENTO__STORE_STALE);
-	if (p.fault)
-		memento__count(counters, MEMENTO__STORE_ERRORS);
-
-	memento__count(counters, MEMENTO__CREATIONS);
-	pthread_cleanup_push(unlock_abandoned, &lock);
-	uint64_t t0 = clock_ns(CLOCK_MONOTONIC);
-	rc = cls->create(made, args, cls->ctx);
-	if (rc > 0)
-		rc = -EINVAL; /* a callback's positive return breaks its contract */
-	if (rc != 0)
-		memento__count(counters, MEMENTO__FAILURES);
-	if (rc == 0) {
-		if (memento__store_writable(store))
-			write_result(&p, *made, clock_ns(CLOCK_MONOTONIC) - t0);
-		else
-			memento__count(counters, MEMENTO__STORE_ERRORS); /* not stored */
+	if (rc == 1) {
+		count_findings(&p, false);
+		memento__count(counters, MEMENTO__STORE_HITS);
+		rc = 0;
 	}
-	pthread_cleanup_pop(0);
-	memento__key_unlock(&lock);
 	return rc;
-
-store_hit:
-	if (p.fault)
-		memento__count(counters, MEMENTO__STORE_ERRORS);
-	memento__count(counters, MEMENTO__STORE_HITS);
-	return 0;
 }

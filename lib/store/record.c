@@ -61,8 +61,8 @@ struct memento__digest memento__digest_of(const void *p, size_t n, uint64_t seed
 size_t memento__record_size(uint32_t name_len, uint32_t key_len, uint64_t payload_len)
 {
 	uint64_t fixed = (uint64_t)MEMENTO__RECORD_HEADER + name_len + key_len;
-	if (payload_len > SIZE_MAX - fixed)
-		return 0;
+	if (fixed > SIZE_MAX || payload_len > SIZE_MAX - fixed)
+		return 0; /* cannot be (32-bit size_t) */
 	return (size_t)(fixed + payload_len);
 }
 

@@ -37,6 +37,7 @@
 
 #define DEFAULT_MAP_SIZE ((uint64_t)64 << 20)
 #define POOL_MAX 16
+#define MAX_READERS 1024
 #define GROW_TRIES 8
 #define FORMAT_KEY "format"
 
@@ -169,6 +170,11 @@ static int env_open(memento_store *s, struct store_env **out)
 	int rc = errno_of(mdb_env_create(&se->env));
 	if (rc == 0)
 		rc = errno_of(mdb_env_set_maxdbs(se->env, 2));
+	/* Each process keeps up to POOL_MAX reset read transactions, each
+	 * with its reader slot: room for many processes (the first opener's
+	 * count holds for all; the lock file is sparse). */
+	if (rc == 0)
+		rc = errno_of(mdb_env_set_maxreaders(se->env, MAX_READERS));
 	if (rc == 0)
 		rc = errno_of(mdb_env_set_mapsize(se->env, s->map_size));
 	if (rc == 0) {
@@ -230,8 +236,8 @@ static void store_free(memento_store *s)
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 static void fork_handlers_register(void);
 
-int memento_store_open(memento_store **store, const char *path,
-                       const memento_store_options *options)
+static int store_open(memento_store **store, const char *path,
+                      const memento_store_options *options)
 {
 	memento_store_options o = MEMENTO_STORE_OPTIONS_INIT;
 	if (store == NULL || path == NULL || path[0] == '\0')
@@ -293,6 +299,17 @@ int memento_store_open(memento_store **store, const char *path,
 	}
 	*store = s;
 	return 0;
+}
+
+int memento_store_open(memento_store **store, const char *path,
+                       const memento_store_options *options)
+{
+	/* The registry lock is held across LMDB's open (and its first commit
+	 * for a new store): no cancellation point may leave it held. */
+	int cancel = memento__cancel_off();
+	int rc = store_open(store, path, options);
+	memento__cancel_restore(cancel);
+	return rc;
 }
 
 void memento_store_close(memento_store *s)
@@ -359,6 +376,7 @@ static int env_get(memento_store *s, struct store_env **out)
 		return 0;
 	}
 	int rc = 0;
+	int cancel = memento__cancel_off(); /* LMDB's open under the mutex */
 	pthread_mutex_lock(&s->lock);
 	se = atomic_load_explicit(&s->env, memory_order_relaxed);
 	if (se == NULL) {
@@ -367,6 +385,7 @@ static int env_get(memento_store *s, struct store_env **out)
 			atomic_store_explicit(&s->env, se, memory_order_release);
 	}
 	pthread_mutex_unlock(&s->lock);
+	memento__cancel_restore(cancel);
 	*out = se;
 	return rc;
 }
@@ -382,16 +401,23 @@ static void map_adopt(struct store_env *se)
 	pthread_rwlock_unlock(&se->map_lock);
 }
 
-/* Doubles the map, with no transaction of this process active. */
-static int map_grow(struct store_env *se)
+/* The map's size now (under map_lock). */
+static size_t map_size_of(struct store_env *se)
+{
+	MDB_envinfo info;
+	return mdb_env_info(se->env, &info) == 0 ? info.me_mapsize : 0;
+}
+
+/* Doubles the map that was full at size `full`, with no transaction of
+ * this process active; unless another writer of this process grew it
+ * meanwhile. */
+static int map_grow(struct store_env *se, size_t full)
 {
 	pthread_rwlock_wrlock(&se->map_lock);
-	MDB_envinfo info;
-	int rc = mdb_env_info(se->env, &info);
-	if (rc == 0) {
-		size_t size = info.me_mapsize;
-		rc = size > SIZE_MAX / 2 ? ENOSPC : mdb_env_set_mapsize(se->env, size * 2);
-	}
+	size_t size = map_size_of(se);
+	int rc = 0;
+	if (size <= full)
+		rc = size == 0 || size > SIZE_MAX / 2 ? ENOSPC : mdb_env_set_mapsize(se->env, size * 2);
 	pthread_rwlock_unlock(&se->map_lock);
 	return errno_of(rc);
 }
@@ -456,25 +482,32 @@ static void read_abandoned(void *arg)
 int memento__store_read(memento_store *s, const struct memento__store_key *key,
                         memento__store_visit_fn visit, void *ctx)
 {
+	/* Cancellable only inside visit (a decode callback), which a
+	 * cleanup handler covers. */
+	int cancel = memento__cancel_off();
 	struct store_env *se;
 	int rc = env_get(s, &se);
-	if (rc != 0)
-		return rc;
 	MDB_txn *txn = NULL;
-	rc = read_begin(se, &txn);
-	if (rc != 0)
+	if (rc == 0)
+		rc = read_begin(se, &txn);
+	if (rc != 0) {
+		memento__cancel_restore(cancel);
 		return rc;
+	}
 	MDB_val k = { sizeof key->b, (void *)key->b }, v;
 	rc = mdb_get(txn, se->results, &k, &v);
 	if (rc == 0) {
 		struct read_scope scope = { se, txn };
+		memento__cancel_restore(cancel);
 		pthread_cleanup_push(read_abandoned, &scope);
 		rc = visit(v.mv_data, v.mv_size, ctx);
 		pthread_cleanup_pop(0);
+		cancel = memento__cancel_off();
 	} else {
 		rc = errno_of(rc);
 	}
 	read_end(se, txn);
+	memento__cancel_restore(cancel);
 	return rc;
 }
 
@@ -503,11 +536,9 @@ static int write_once(struct store_env *se, const struct memento__store_key *key
 	return rc;
 }
 
-int memento__store_write(memento_store *s, const struct memento__store_key *key,
+static int write_growing(memento_store *s, const struct memento__store_key *key,
                          const struct memento__record *head, const void *payload)
 {
-	if (!memento__store_writable(s))
-		return -EROFS;
 	struct store_env *se;
 	int rc = env_get(s, &se);
 	if (rc != 0)
@@ -515,11 +546,12 @@ int memento__store_write(memento_store *s, const struct memento__store_key *key,
 	for (int tries = 0;; tries++) {
 		pthread_rwlock_rdlock(&se->map_lock);
 		rc = write_once(se, key, head, payload);
+		size_t full = rc == MDB_MAP_FULL ? map_size_of(se) : 0;
 		pthread_rwlock_unlock(&se->map_lock);
 		if (rc == 0 || tries >= GROW_TRIES)
 			return errno_of(rc);
 		if (rc == MDB_MAP_FULL) {
-			int grown = map_grow(se);
+			int grown = map_grow(se, full);
 			if (grown != 0)
 				return grown;
 		} else if (rc == MDB_MAP_RESIZED) {
@@ -528,6 +560,20 @@ int memento__store_write(memento_store *s, const struct memento__store_key *key,
 			return errno_of(rc);
 		}
 	}
+}
+
+int memento__store_write(memento_store *s, const struct memento__store_key *key,
+                         const struct memento__record *head, const void *payload)
+{
+	if (!memento__store_writable(s))
+		return -EROFS;
+	/* A write transaction cannot be unwound by a cleanup handler: a
+	 * cancellation in its commit (pwrite, fdatasync) would leave LMDB's
+	 * writer mutex to a dead thread and the environment unusable. */
+	int cancel = memento__cancel_off();
+	int rc = write_growing(s, key, head, payload);
+	memento__cancel_restore(cancel);
+	return rc;
 }
 
 /* ---- fork ------------------------------------------------------------------------ */
