@@ -35,7 +35,7 @@ enum where { IN_FINGERPRINT = 1, IN_DECODE, IN_ENCODE };
 
 /* Key 1's creation is cancelled at `where`. */
 struct victim {
-	enum where where;
+	_Atomic int where; /* enum where; changed while a creation runs */
 	atomic_int creations, destroys, decodes;
 	int slow_ms;          /* create sleeps this long (then 0) */
 	atomic_int in_create; /* a slow create has begun */
@@ -58,7 +58,7 @@ static void cancel_here(void)
 static int v_fingerprint(memento_key *key, const void *args, void *ctx)
 {
 	struct victim *v = ctx;
-	if (v->where == IN_FINGERPRINT && *(const uint64_t *)args == 1)
+	if (atomic_load(&v->where) == IN_FINGERPRINT && *(const uint64_t *)args == 1)
 		cancel_here();
 	return memento_key_u64(key, 42);
 }
@@ -91,7 +91,7 @@ static void v_destroy(void *obj, void *ctx)
 static int v_encode(const void *obj, memento_buf *out, void *ctx)
 {
 	struct victim *v = ctx;
-	if (v->where == IN_ENCODE && *(const uint64_t *)obj == 1)
+	if (atomic_load(&v->where) == IN_ENCODE && *(const uint64_t *)obj == 1)
 		cancel_here();
 	return memento_buf_append(out, obj, sizeof(uint64_t));
 }
@@ -100,7 +100,7 @@ static int v_decode(void **obj, const void *data, size_t len, void *ctx)
 {
 	struct victim *v = ctx;
 	atomic_fetch_add(&v->decodes, 1);
-	if (v->where == IN_DECODE)
+	if (atomic_load(&v->where) == IN_DECODE)
 		cancel_here();
 	if (len != sizeof(uint64_t))
 		return -EBADMSG;
@@ -181,7 +181,7 @@ static void cancelled_at(enum where where)
 		while (!atomic_load(&v.in_create))
 			sleep_ms(1);
 		cr_assert_eq(memento_forget(cls, &(uint64_t){ 1 }), 0);
-		v.where = IN_DECODE;
+		atomic_store(&v.where, IN_DECODE);
 		cr_assert(get_cancelled(cls, 1), "the get was not cancelled");
 		pthread_join(t, NULL);
 		cr_assert_eq(first.rc, 0);
@@ -189,7 +189,7 @@ static void cancelled_at(enum where where)
 	} else {
 		cr_assert(get_cancelled(cls, 1), "the get was not cancelled");
 	}
-	v.where = 0;
+	atomic_store(&v.where, 0);
 
 	/* Nothing held: the same key (its lock), another key (the store's
 	 * mutex, the writer), both within a deadline. */
