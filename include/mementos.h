@@ -161,7 +161,10 @@ typedef struct memento_store memento_store;
 /* Store flags. */
 #define MEMENTO_STORE_READONLY 1u /* read results, never write: a class computes
                                      what is missing or stale and keeps it in
-                                     memory only (each counted in store_errors) */
+                                     memory only (each counted in store_errors).
+                                     LMDB still writes its reader table
+                                     (lock.mdb) unless the filesystem is
+                                     read-only */
 #define MEMENTO_STORE_NOSYNC 2u   /* commit without fsync: a crash of the machine
                                      (not of a process) may lose the latest
                                      results, never corrupt older ones */
