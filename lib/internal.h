@@ -990,6 +990,36 @@ MEMENTO__HIDDEN void memento__key_locks_drop_inherited(memento_store *s);
 /* When the store closes: closes the kept descriptors. */
 MEMENTO__HIDDEN void memento__key_locks_close(memento_store *s);
 
+/* uri.c: a Redis store's address, redis://[[user]:password@]host[:port][/db]. */
+struct memento__redis_target {
+	char *host;
+	int port; /* default 6379 */
+	char *user, *password; /* NULL: none */
+	int db;
+};
+
+MEMENTO__HIDDEN bool memento__is_redis_uri(const char *s);
+/* 0, -EINVAL (not such a URI, or a part out of range) or -ENOMEM. */
+MEMENTO__HIDDEN int memento__redis_uri_parse(const char *uri, struct memento__redis_target *out);
+MEMENTO__HIDDEN void memento__redis_target_free(struct memento__redis_target *t);
+
+/* redis.c: records on a Redis server.  Every function: any thread,
+ * concurrently; each command bounded by the timeout. */
+#define MEMENTO__REDIS_TIMEOUT_NS 1000000000u
+struct memento__redis;
+/* Connects once (AUTH, SELECT): 0, -EINVAL (the URI), -ECONNREFUSED,
+ * -ETIMEDOUT, -EACCES (credentials refused), -EIO, -ENOMEM. */
+MEMENTO__HIDDEN int memento__redis_open(struct memento__redis **out, const char *uri,
+                                        uint64_t timeout_ns);
+MEMENTO__HIDDEN void memento__redis_close(struct memento__redis *r);
+/* Calls visit with the value of key (valid during the call, with
+ * cancellation off): visit's result, -ENOENT (none), or the connection's
+ * error. */
+MEMENTO__HIDDEN int memento__redis_get(struct memento__redis *r, const void *key, size_t key_len,
+                                       memento__store_visit_fn visit, void *ctx);
+MEMENTO__HIDDEN int memento__redis_set(struct memento__redis *r, const void *key, size_t key_len,
+                                       const void *value, size_t value_len);
+
 /* A class's persistence (persist.c); NULL for a class without a store,
  * version or fingerprint. */
 struct memento__persist {

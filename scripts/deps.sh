@@ -19,8 +19,10 @@ set -euo pipefail
 # ---- the package lists: the one place to change them -----------------------------
 # Build and test: compilers (g++ only for the C++ compile check of the header;
 # libc6-dev because gcc merely recommends it), CMake and pkg-config, and the
-# libraries: Concurrency Kit, xxHash, LMDB (the store), and Criterion for the
-# tests; lmdb-utils (mdb_stat, mdb_dump) for looking into a store by hand.
+# libraries: Concurrency Kit, xxHash, LMDB (the store), hiredis (the Redis
+# tier), and Criterion for the tests; lmdb-utils (mdb_stat, mdb_dump) for
+# looking into a store by hand; redis-server, which the Redis tests start
+# on a loopback port of their own.
 REQUIRED_PACKAGES=(
 	cmake
 	pkg-config
@@ -32,6 +34,8 @@ REQUIRED_PACKAGES=(
 	libxxhash-dev
 	liblmdb-dev
 	lmdb-utils
+	libhiredis-dev
+	redis-server
 	libcriterion-dev
 )
 # Benchmarks only (--bench): the libraries compared against, and plotting.

@@ -1,0 +1,222 @@
+/*
+ * A Redis server as a place to keep records: connections (hiredis), each
+ * command bounded by a timeout, GET and SET of one record.  The first
+ * building block of the Redis tier (issue 12); memento_store_open does not
+ * reach it yet.
+ *
+ * A hiredis context serves one thread at a time: idle connections wait in
+ * a small pool under a mutex, a get takes one or connects a new one
+ * (connect, AUTH, SELECT, each within the timeout), and gives it back
+ * unless it failed (a connection that failed is closed: the next command
+ * connects again, which is how a restarted server is found).  Commands
+ * are built with the argv forms: no key or value is ever formatted into
+ * a command.
+ *
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <hiredis/hiredis.h>
+
+#define POOL_MAX 8
+
+struct memento__redis {
+	struct memento__redis_target target;
+	struct timeval timeout;
+	pthread_mutex_t lock; /* the pool */
+	redisContext *idle[POOL_MAX];
+	unsigned int nidle;
+};
+
+static struct timeval timeval_of(uint64_t ns)
+{
+	return (struct timeval){ .tv_sec = (time_t)(ns / 1000000000u),
+		                 .tv_usec = (suseconds_t)(ns % 1000000000u / 1000u) };
+}
+
+/* A failed connection or command as a negative errno. */
+static int context_error(const redisContext *c)
+{
+	switch (c->err) {
+	case REDIS_ERR_IO:
+		/* hiredis leaves the socket's errno: a timeout is EAGAIN. */
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINPROGRESS ||
+		    errno == ETIMEDOUT)
+			return -ETIMEDOUT;
+		return errno != 0 ? -errno : -EIO;
+	case REDIS_ERR_EOF:
+		return -ECONNRESET;
+	case REDIS_ERR_OOM:
+		return -ENOMEM;
+	default:
+		return -EIO;
+	}
+}
+
+/* Runs one command on c; *reply is the server's answer (freed by the
+ * caller), or the error: the context's, or -EPROTO for an error reply. */
+static int command(redisContext *c, int argc, const char **argv, const size_t *lens,
+                   redisReply **reply)
+{
+	errno = 0;
+	*reply = redisCommandArgv(c, argc, argv, lens);
+	if (*reply == NULL)
+		return context_error(c);
+	return (*reply)->type == REDIS_REPLY_ERROR ? -EPROTO : 0;
+}
+
+/* Connects, authenticates and selects the database: a ready connection,
+ * or -ECONNREFUSED, -ETIMEDOUT, -EACCES (refused credentials), -EIO. */
+static int connect_one(struct memento__redis *r, redisContext **out)
+{
+	const struct memento__redis_target *t = &r->target;
+	int cancel = memento__cancel_off(); /* connect() is a cancellation point */
+	errno = 0;
+	redisContext *c = redisConnectWithTimeout(t->host, t->port, r->timeout);
+	int rc = 0;
+	if (c == NULL)
+		rc = -ENOMEM;
+	else if (c->err)
+		rc = c->err == REDIS_ERR_IO && errno == ECONNREFUSED ? -ECONNREFUSED
+		                                                     : context_error(c);
+	if (rc == 0 && redisSetTimeout(c, r->timeout) != REDIS_OK)
+		rc = context_error(c);
+	redisReply *reply = NULL;
+	if (rc == 0 && t->password != NULL) {
+		const char *argv[3] = { "AUTH", t->user, t->password };
+		size_t lens[3] = { 4, t->user ? strlen(t->user) : 0, strlen(t->password) };
+		if (t->user == NULL) {
+			argv[1] = t->password;
+			lens[1] = lens[2];
+		}
+		rc = command(c, t->user != NULL ? 3 : 2, argv, lens, &reply);
+		if (rc == -EPROTO)
+			rc = -EACCES;
+		freeReplyObject(reply);
+		reply = NULL;
+	}
+	if (rc == 0 && t->db != 0) {
+		char db[16];
+		int n = snprintf(db, sizeof db, "%d", t->db);
+		const char *argv[2] = { "SELECT", db };
+		size_t lens[2] = { 6, (size_t)n };
+		rc = command(c, 2, argv, lens, &reply);
+		freeReplyObject(reply);
+		if (rc == -EPROTO)
+			rc = -EINVAL; /* no such database */
+	}
+	memento__cancel_restore(cancel);
+	if (rc != 0) {
+		if (c != NULL)
+			redisFree(c);
+		return rc;
+	}
+	*out = c;
+	return 0;
+}
+
+static int take(struct memento__redis *r, redisContext **c)
+{
+	pthread_mutex_lock(&r->lock);
+	*c = r->nidle > 0 ? r->idle[--r->nidle] : NULL;
+	pthread_mutex_unlock(&r->lock);
+	return *c != NULL ? 0 : connect_one(r, c);
+}
+
+/* Back to the pool, or closed when it failed (or the pool is full). */
+static void give_back(struct memento__redis *r, redisContext *c, int rc)
+{
+	bool broken = c->err != 0 || (rc != 0 && rc != -EPROTO && rc != -ENOENT);
+	if (!broken) {
+		pthread_mutex_lock(&r->lock);
+		if (r->nidle < POOL_MAX) {
+			r->idle[r->nidle++] = c;
+			c = NULL;
+		}
+		pthread_mutex_unlock(&r->lock);
+	}
+	if (c != NULL)
+		redisFree(c);
+}
+
+int memento__redis_open(struct memento__redis **out, const char *uri, uint64_t timeout_ns)
+{
+	struct memento__redis *r = calloc(1, sizeof *r);
+	if (r == NULL)
+		return -ENOMEM;
+	int rc = memento__redis_uri_parse(uri, &r->target);
+	if (rc != 0) {
+		free(r);
+		return rc;
+	}
+	r->timeout = timeval_of(timeout_ns != 0 ? timeout_ns : MEMENTO__REDIS_TIMEOUT_NS);
+	pthread_mutex_init(&r->lock, NULL);
+	/* One connection now: a wrong password or an unreachable server is
+	 * the open's error, not every get's. */
+	redisContext *c;
+	rc = connect_one(r, &c);
+	if (rc != 0) {
+		memento__redis_close(r);
+		return rc;
+	}
+	give_back(r, c, 0);
+	*out = r;
+	return 0;
+}
+
+void memento__redis_close(struct memento__redis *r)
+{
+	if (r == NULL)
+		return;
+	while (r->nidle > 0)
+		redisFree(r->idle[--r->nidle]);
+	pthread_mutex_destroy(&r->lock);
+	memento__redis_target_free(&r->target);
+	free(r);
+}
+
+int memento__redis_get(struct memento__redis *r, const void *key, size_t key_len,
+                       memento__store_visit_fn visit, void *ctx)
+{
+	redisContext *c;
+	int rc = take(r, &c);
+	if (rc != 0)
+		return rc;
+	const char *argv[2] = { "GET", key };
+	size_t lens[2] = { 3, key_len };
+	redisReply *reply;
+	/* Off through visit too: the connection and the reply would leak. */
+	int cancel = memento__cancel_off();
+	rc = command(c, 2, argv, lens, &reply);
+	if (rc == 0) {
+		if (reply->type == REDIS_REPLY_NIL)
+			rc = -ENOENT;
+		else if (reply->type != REDIS_REPLY_STRING)
+			rc = -EPROTO;
+		else
+			rc = visit(reply->str, reply->len, ctx);
+	}
+	freeReplyObject(reply);
+	give_back(r, c, rc);
+	memento__cancel_restore(cancel);
+	return rc;
+}
+
+int memento__redis_set(struct memento__redis *r, const void *key, size_t key_len,
+                       const void *value, size_t value_len)
+{
+	redisContext *c;
+	int rc = take(r, &c);
+	if (rc != 0)
+		return rc;
+	const char *argv[3] = { "SET", key, value };
+	size_t lens[3] = { 3, key_len, value_len };
+	redisReply *reply;
+	int cancel = memento__cancel_off();
+	rc = command(c, 3, argv, lens, &reply);
+	memento__cancel_restore(cancel);
+	freeReplyObject(reply);
+	give_back(r, c, rc);
+	return rc;
+}
