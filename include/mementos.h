@@ -418,7 +418,10 @@ MEMENTO_API int memento_class_new(memento_cache *cache, const memento_class_desc
  * or above it with a nonzero byte this library does not know; a lifetime
  * that is not one of memento_lifetime; bounds, expiry or refresh on a
  * MEMENTO_LIFETIME_CACHE class; max_weight without weigh or weigh without
- * max_weight; refresh_after_ns not below a nonzero expire_after_ns.
+ * max_weight; refresh_after_ns not below a nonzero expire_after_ns; a
+ * store without encode or decode, or with refresh_after_ns; unknown
+ * flags; MEMENTO_CLASS_REVALIDATE without a fingerprint callback or with
+ * refresh_after_ns.
  * Threads, Blocks, Lifetime: as memento_class_new().
  */
 MEMENTO_API int memento_class_new_with(memento_cache *cache, const memento_class_desc *desc,
@@ -657,7 +660,8 @@ MEMENTO_API int memento_key_ptr(memento_key *key, const void *p);
  * (within a process it is: -EDEADLK).
  *
  * Key fields made with memento_key_ptr mean nothing in another process: a
- * persisted class's get with such a key returns -EINVAL.
+ * persisted class's get with such a key, or with such a field in its
+ * fingerprint, returns -EINVAL.
  */
 
 /*
@@ -670,7 +674,8 @@ MEMENTO_API int memento_key_ptr(memento_key *key, const void *p);
  * damaged); -ENOMEM.
  * After fork(), a child that uses a store inherited from its parent
  * reopens it by itself on first use (LMDB environments must not cross a
- * fork).
+ * fork); the child's own memento_store_open of that directory is -EBUSY,
+ * the inherited store being open in it too.
  * Threads: any.  Blocks: on the filesystem, and briefly on the store's
  * writer lock when the store is new.
  * Lifetime: *store until memento_store_close().
