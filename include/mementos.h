@@ -155,6 +155,8 @@ typedef uint64_t (*memento_weigh_fn)(const void *obj, void *ctx);
  * A store keeps results across restarts and shares them between the
  * processes of one machine: an LMDB environment in a directory, opened by
  * memento_store_open and named in the options of the classes it persists.
+ * A store on a Redis server (a redis:// URI) shares them between machines;
+ * that tier is being built: it has no leases yet (see memento_store_open).
  */
 typedef struct memento_store memento_store;
 
@@ -175,9 +177,11 @@ typedef struct memento_store_options {
 	uint64_t map_size;  /* initial map size in bytes; 0: 64 MiB.  The map
 	                       grows (doubling) when it fills */
 	unsigned int flags; /* MEMENTO_STORE_*; 0: durable, read-write */
+	uint64_t timeout_ns; /* a Redis store's bound on connecting and on each
+	                        command; 0: 1 s */
 } memento_store_options;
 
-#define MEMENTO_STORE_OPTIONS_INIT { sizeof(memento_store_options), 0, 0 }
+#define MEMENTO_STORE_OPTIONS_INIT { sizeof(memento_store_options), 0, 0, 0 }
 
 /*
  * A growing byte buffer that an encode callback appends to.
@@ -676,6 +680,19 @@ MEMENTO_API int memento_key_ptr(memento_key *key, const void *p);
  * reopens it by itself on first use (LMDB environments must not cross a
  * fork); the child's own memento_store_open of that directory is -EBUSY,
  * the inherited store being open in it too.
+ *
+ * A path of the form redis://[[user]:password@]host[:port][/db] (user and
+ * password percent-encoded) opens a store on that Redis server instead:
+ * records in the same format, under the keys "mementos:" class ":{" 48 hex
+ * digits "}".  The open connects once, and fails with -ECONNREFUSED,
+ * -ETIMEDOUT, or -EACCES (credentials refused); later, every command is
+ * bounded by options->timeout_ns (default 1 s), a server that is down
+ * costs each creating get a computation (store_errors), and a restarted
+ * one is found again by itself.  Not yet: leases (several machines may
+ * each compute a missing key, and within a machine its processes too:
+ * keys.lock is LMDB's), tiering, the remote_* statistics, Redis Cluster.
+ * map_size and NOSYNC mean nothing there.  Redis stores are not
+ * registered by address: two opens give two stores.
  * Threads: any.  Blocks: on the filesystem, and briefly on the store's
  * writer lock when the store is new.
  * Lifetime: *store until memento_store_close().

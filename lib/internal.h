@@ -946,13 +946,17 @@ typedef int (*memento__store_visit_fn)(const void *data, size_t len, void *ctx);
 /* store.c.  Every function: any thread, concurrently. */
 MEMENTO__HIDDEN void memento__store_use(memento_store *s, int delta);
 MEMENTO__HIDDEN bool memento__store_writable(const memento_store *s);
-/* Calls visit with the record under key: returns visit's result, -ENOENT
- * when there is none, or the store's error. */
-MEMENTO__HIDDEN int memento__store_read(memento_store *s, const struct memento__store_key *key,
+/* Whether creations take keylock.c's locks: LMDB stores (one machine). */
+MEMENTO__HIDDEN bool memento__store_has_key_locks(const memento_store *s);
+/* Calls visit with the record of class `name` under key: returns visit's
+ * result, -ENOENT when there is none, or the store's error. */
+MEMENTO__HIDDEN int memento__store_read(memento_store *s, const char *name,
+                                        const struct memento__store_key *key,
                                         memento__store_visit_fn visit, void *ctx);
-/* Writes and commits head (record.h) with its payload under key, growing
- * the map when it is full.  -EROFS for a read-only store. */
-MEMENTO__HIDDEN int memento__store_write(memento_store *s, const struct memento__store_key *key,
+/* Writes (and commits) head (record.h) with its payload under key,
+ * growing an LMDB map when it is full.  -EROFS for a read-only store. */
+MEMENTO__HIDDEN int memento__store_write(memento_store *s, const char *name,
+                                         const struct memento__store_key *key,
                                          const struct memento__record *head,
                                          const void *payload);
 MEMENTO__HIDDEN const char *memento__store_lock_path(const memento_store *s);
@@ -1019,6 +1023,21 @@ MEMENTO__HIDDEN int memento__redis_get(struct memento__redis *r, const void *key
                                        memento__store_visit_fn visit, void *ctx);
 MEMENTO__HIDDEN int memento__redis_set(struct memento__redis *r, const void *key, size_t key_len,
                                        const void *value, size_t value_len);
+/* A record of class `name` under its store key: the Redis key is
+ * "mementos:" name ":{" 48 hex digits of key "}" (the braces: a cluster
+ * hash tag).  The record's bytes are the same as in LMDB. */
+MEMENTO__HIDDEN int memento__redis_get_record(struct memento__redis *r, const char *name,
+                                              const struct memento__store_key *key,
+                                              memento__store_visit_fn visit, void *ctx);
+MEMENTO__HIDDEN int memento__redis_set_record(struct memento__redis *r, const char *name,
+                                              const struct memento__store_key *key,
+                                              const struct memento__record *head,
+                                              const void *payload);
+/* fork(): the pool's mutex is held across it; the child drops the
+ * parent's connections (closing its copies of their sockets).  NULL: no-op. */
+MEMENTO__HIDDEN void memento__redis_fork_prepare(struct memento__redis *r);
+MEMENTO__HIDDEN void memento__redis_fork_parent(struct memento__redis *r);
+MEMENTO__HIDDEN void memento__redis_fork_child(struct memento__redis *r);
 
 /* A class's persistence (persist.c); NULL for a class without a store,
  * version or fingerprint. */

@@ -241,3 +241,188 @@ Test(redis, a_server_that_never_answers_costs_the_timeout)
 	cr_assert_lt(ms, 1000.0, "took %.1f ms for a 150 ms timeout", ms);
 	close(fd);
 }
+
+/* ---- a store on Redis, through the public API ------------------------------------ */
+
+#include <hiredis/hiredis.h>
+
+struct counted {
+	atomic_int creations;
+};
+
+static int c_key(memento_key *key, const void *args, void *ctx)
+{
+	(void)ctx;
+	return memento_key_u64(key, *(const uint64_t *)args);
+}
+
+static int c_create(void **obj, const void *args, void *ctx)
+{
+	struct counted *c = ctx;
+	atomic_fetch_add(&c->creations, 1);
+	uint64_t *v = malloc(sizeof *v);
+	if (v == NULL)
+		return -ENOMEM;
+	*v = *(const uint64_t *)args * 3 + 1;
+	*obj = v;
+	return 0;
+}
+
+static void c_destroy(void *obj, void *ctx)
+{
+	(void)ctx;
+	free(obj);
+}
+
+static int c_encode(const void *obj, memento_buf *out, void *ctx)
+{
+	(void)ctx;
+	return memento_buf_append(out, obj, sizeof(uint64_t));
+}
+
+static int c_decode(void **obj, const void *data, size_t len, void *ctx)
+{
+	(void)ctx;
+	if (len != sizeof(uint64_t))
+		return -EBADMSG;
+	uint64_t *v = malloc(sizeof *v);
+	if (v == NULL)
+		return -ENOMEM;
+	memcpy(v, data, sizeof *v);
+	*obj = v;
+	return 0;
+}
+
+static memento_store *redis_store(uint64_t timeout_ns)
+{
+	char uri[256];
+	memento_store_options o = MEMENTO_STORE_OPTIONS_INIT;
+	o.timeout_ns = timeout_ns;
+	memento_store *s = NULL;
+	int rc = memento_store_open(&s, uri_of(uri, sizeof uri, PASSWORD_IN_URI), &o);
+	cr_assert_eq(rc, 0, "store_open: %s", memento_strerror(rc));
+	return s;
+}
+
+/* Gets keys [0, n) in a fresh cache; returns the class's stats. */
+static memento_stats run_keys(memento_store *s, int n, struct counted *c)
+{
+	memento_cache *cache = new_cache();
+	memento_class_desc d = { "val", c_key, c_create, c_destroy, c };
+	memento_class_options o = MEMENTO_CLASS_OPTIONS_INIT;
+	o.store = s;
+	o.version = "1";
+	o.encode = c_encode;
+	o.decode = c_decode;
+	memento_class *cls;
+	cr_assert_eq(memento_class_new_with(cache, &d, &o, &cls), 0);
+	for (uint64_t k = 0; k < (uint64_t)n; k++) {
+		void *obj;
+		int rc = memento_get(cls, &k, &obj);
+		cr_assert_eq(rc, 0, "get %llu: %s", (unsigned long long)k, memento_strerror(rc));
+		cr_assert_eq(*(uint64_t *)obj, k * 3 + 1, "a wrong value for key %llu",
+		             (unsigned long long)k);
+	}
+	memento_stats st;
+	memento_class_stats(cls, &st);
+	memento_cache_free(cache);
+	return st;
+}
+
+Test(redis, a_store_opens_on_a_uri_and_checks_its_credentials)
+{
+	char uri[256];
+	memento_store *s = NULL;
+	cr_assert_eq(memento_store_open(&s, uri_of(uri, sizeof uri, "wrong"), NULL), -EACCES);
+	cr_assert_eq(memento_store_open(&s, "redis://127.0.0.1:notaport", NULL), -EINVAL);
+	s = redis_store(0);
+	memento_store_close(s);
+}
+
+/* A child process that opens its own store and cache: its creations. */
+static int child_run(int n)
+{
+	memento_store *s = NULL;
+	char uri[256];
+	if (memento_store_open(&s, uri_of(uri, sizeof uri, PASSWORD_IN_URI), NULL) != 0)
+		return 100;
+	struct counted c = { 0 };
+	memento_stats st = run_keys(s, n, &c);
+	memento_store_close(s);
+	if (st.store_errors != 0)
+		return 101;
+	return atomic_load(&c.creations);
+}
+
+static int in_a_child(int n)
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0)
+		_exit(child_run(n));
+	int status;
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status), "the child died");
+	return WEXITSTATUS(status);
+}
+
+Test(redis, two_processes_share_results_through_redis)
+{
+	cr_assert_eq(in_a_child(20), 20, "the first process did not create everything");
+	cr_assert_eq(in_a_child(20), 0, "the second process created what the first stored");
+	cr_assert_eq(in_a_child(25), 5, "only the new keys are created");
+}
+
+/* Every value in Redis replaced by garbage: recomputed, never returned. */
+Test(redis, garbage_in_redis_is_recomputed)
+{
+	memento_store *s = redis_store(0);
+	struct counted c = { 0 };
+	run_keys(s, 10, &c);
+	redisContext *raw = redisConnect("127.0.0.1", port);
+	cr_assert(raw != NULL && !raw->err);
+	redisReply *r = redisCommand(raw, "AUTH %s", PASSWORD);
+	freeReplyObject(r);
+	r = redisCommand(raw, "KEYS mementos:val:*");
+	cr_assert_eq(r->type, REDIS_REPLY_ARRAY);
+	cr_assert_eq(r->elements, 10, "%zu keys", r->elements);
+	for (size_t i = 0; i < r->elements; i++) {
+		const char *argv[3] = { "SET", r->element[i]->str, "garbage, not a record" };
+		size_t lens[3] = { 3, r->element[i]->len, 21 };
+		freeReplyObject(redisCommandArgv(raw, 3, argv, lens));
+	}
+	freeReplyObject(r);
+	redisFree(raw);
+	atomic_store(&c.creations, 0);
+	memento_stats st = run_keys(s, 10, &c);
+	cr_assert_eq(st.creations, 10);
+	cr_assert_eq(st.store_errors, 10);
+	cr_assert_eq(st.store_writes, 10, "not overwritten");
+	st = run_keys(s, 10, &c);
+	cr_assert_eq(st.store_hits, 10);
+	memento_store_close(s);
+}
+
+/* Redis killed mid-run: gets go on from memory and create, each bounded,
+ * errors counted; restarted, the store shares again by itself. */
+Test(redis, a_dead_server_costs_computations_not_gets)
+{
+	memento_store *s = redis_store(200000000u);
+	struct counted c = { 0 };
+	run_keys(s, 5, &c);
+	server_stop();
+	struct timespec t0 = now_monotonic();
+	memento_stats st = run_keys(s, 5, &c);
+	double ms = ms_between(t0, now_monotonic());
+	cr_assert_eq(st.creations, 5);
+	cr_assert_geq(st.store_errors, 5, "%llu store errors", (unsigned long long)st.store_errors);
+	cr_assert_lt(ms, 5 * 2 * 3 * 200.0, "5 gets took %.0f ms", ms);
+	server_start(); /* empty: --save "" */
+	st = run_keys(s, 5, &c);
+	cr_assert_eq(st.store_writes, 5, "not reconnected: %llu writes, %llu errors",
+	             (unsigned long long)st.store_writes, (unsigned long long)st.store_errors);
+	st = run_keys(s, 5, &c);
+	cr_assert_eq(st.store_hits, 5);
+	memento_store_close(s);
+}

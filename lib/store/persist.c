@@ -123,7 +123,8 @@ static int fresh_visit(const void *data, size_t len, void *ctx)
 /* 0 when the store held a fresh record, now decoded into *p->made. */
 static int read_fresh(struct production *p)
 {
-	int rc = memento__store_read(p->cls->persist->store, &p->store_key, fresh_visit, p);
+	int rc = memento__store_read(p->cls->persist->store, p->cls->name, &p->store_key,
+	                             fresh_visit, p);
 	if (rc != 0 && rc != -ENOENT)
 		p->fault = true; /* damaged, undecodable, or the store failed */
 	return rc;
@@ -166,7 +167,8 @@ static void write_result(struct production *p, const void *obj, uint64_t compute
 			.key_len = p->key_len,
 			.payload_len = buf.len,
 		};
-		rc = memento__store_write(cls->persist->store, &p->store_key, &head, buf.data);
+		rc = memento__store_write(cls->persist->store, cls->name, &p->store_key, &head,
+		                          buf.data);
 	}
 	memento__buf_free(&buf);
 	memento__count(p->counters, rc == 0 ? MEMENTO__STORE_WRITES : MEMENTO__STORE_ERRORS);
@@ -264,7 +266,7 @@ int memento__persist_produce(memento_class *cls, const unsigned char *key, uint3
 		 * encode: a cancelled creator releases the key. */
 		pthread_cleanup_push(unlock_abandoned, &lock);
 		bool locked = false;
-		if (memento__store_writable(store)) {
+		if (memento__store_writable(store) && memento__store_has_key_locks(store)) {
 			/* The 64 bits of the key's identity past the class's. */
 			uint64_t h = XXH3_64bits_withSeed(p.store_key.b, sizeof p.store_key.b, 0);
 			rc = memento__key_lock(store, h, deadline, &lock);

@@ -1,8 +1,8 @@
 /*
  * A Redis server as a place to keep records: connections (hiredis), each
- * command bounded by a timeout, GET and SET of one record.  The first
- * building block of the Redis tier (issue 12); memento_store_open does not
- * reach it yet.
+ * command bounded by a timeout, GET and SET of one record.  A store opened
+ * with a redis:// URI reads and writes its records here (store.c); the
+ * Redis tier's leases and tiering are not built yet (issue 12).
  *
  * A hiredis context serves one thread at a time: idle connections wait in
  * a small pool under a mutex, a get takes one or connects a new one
@@ -219,4 +219,90 @@ int memento__redis_set(struct memento__redis *r, const void *key, size_t key_len
 	freeReplyObject(reply);
 	give_back(r, c, rc);
 	return rc;
+}
+
+/* "mementos:" name ":{" hex(key) "}", NUL-terminated; NULL when out of
+ * memory.  *len gets its length. */
+static char *record_key(const char *name, const struct memento__store_key *key, size_t *len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t name_len = strlen(name);
+	size_t n = sizeof "mementos:" - 1 + name_len + 2 + 2 * sizeof key->b + 1;
+	char *out = malloc(n + 1);
+	if (out == NULL)
+		return NULL;
+	char *w = out;
+	memcpy(w, "mementos:", 9);
+	w += 9;
+	memcpy(w, name, name_len);
+	w += name_len;
+	*w++ = ':';
+	*w++ = '{';
+	for (size_t i = 0; i < sizeof key->b; i++) {
+		*w++ = hex[key->b[i] >> 4];
+		*w++ = hex[key->b[i] & 15];
+	}
+	*w++ = '}';
+	*w = '\0';
+	*len = n;
+	return out;
+}
+
+int memento__redis_get_record(struct memento__redis *r, const char *name,
+                              const struct memento__store_key *key,
+                              memento__store_visit_fn visit, void *ctx)
+{
+	size_t len;
+	char *k = record_key(name, key, &len);
+	if (k == NULL)
+		return -ENOMEM;
+	int rc = memento__redis_get(r, k, len, visit, ctx);
+	free(k);
+	return rc;
+}
+
+int memento__redis_set_record(struct memento__redis *r, const char *name,
+                              const struct memento__store_key *key,
+                              const struct memento__record *head, const void *payload)
+{
+	size_t size = memento__record_size(head->name_len, head->key_len, head->payload_len);
+	if (size == 0)
+		return -E2BIG;
+	size_t len;
+	char *k = record_key(name, key, &len);
+	unsigned char *v = malloc(size);
+	int rc = -ENOMEM;
+	if (k != NULL && v != NULL) {
+		memento__record_write_head(v, head);
+		if (head->payload_len != 0)
+			memcpy(v + memento__record_payload_at(head), payload, (size_t)head->payload_len);
+		rc = memento__redis_set(r, k, len, v, size);
+	}
+	free(v);
+	free(k);
+	return rc;
+}
+
+void memento__redis_fork_prepare(struct memento__redis *r)
+{
+	if (r != NULL)
+		pthread_mutex_lock(&r->lock);
+}
+
+void memento__redis_fork_parent(struct memento__redis *r)
+{
+	if (r != NULL)
+		pthread_mutex_unlock(&r->lock);
+}
+
+void memento__redis_fork_child(struct memento__redis *r)
+{
+	if (r == NULL)
+		return;
+	/* The parent's sockets: this process closes its copies, the parent
+	 * keeps using its own.  (Connections that other threads of the
+	 * parent had taken are theirs; the child never sees them again.) */
+	while (r->nidle > 0)
+		redisFree(r->idle[--r->nidle]);
+	pthread_mutex_unlock(&r->lock);
 }

@@ -65,6 +65,7 @@ struct memento_store {
 	ino_t ino;
 	_Atomic uint32_t users; /* classes using it: checked at close */
 	struct memento__key_locks locks; /* this process's key locks (keylock.c) */
+	struct memento__redis *redis;   /* a Redis store (redis.c): no env, no locks */
 	memento_store *prev, *next;     /* the registry, under registry_lock */
 };
 
@@ -236,6 +237,10 @@ static void store_free(memento_store *s)
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 static void fork_handlers_register(void);
 
+static int redis_open(memento_store *s, const char *uri, const memento_store_options *o,
+                      memento_store **out);
+static void registry_add(memento_store *s);
+
 static int store_open(memento_store **store, const char *path,
                       const memento_store_options *options)
 {
@@ -243,10 +248,10 @@ static int store_open(memento_store **store, const char *path,
 	if (store == NULL || path == NULL || path[0] == '\0')
 		return -EINVAL;
 	if (options != NULL) {
-		if (options->size < sizeof o)
+		/* An older header's struct, without timeout_ns, will do. */
+		if (options->size < offsetof(memento_store_options, timeout_ns))
 			return -EINVAL;
-		o.map_size = options->map_size;
-		o.flags = options->flags;
+		memcpy(&o, options, options->size < sizeof o ? options->size : sizeof o);
 	}
 	if (o.flags & ~(MEMENTO_STORE_READONLY | MEMENTO_STORE_NOSYNC))
 		return -EINVAL;
@@ -257,6 +262,8 @@ static int store_open(memento_store **store, const char *path,
 		return -ENOMEM;
 	pthread_mutex_init(&s->lock, NULL);
 	s->flags = o.flags;
+	if (memento__is_redis_uri(path))
+		return redis_open(s, path, &o, store);
 	s->map_size = o.map_size != 0 ? o.map_size : DEFAULT_MAP_SIZE;
 	s->path = strdup(path);
 	s->lock_path = path_join(path, "keys.lock");
@@ -287,10 +294,7 @@ static int store_open(memento_store **store, const char *path,
 	rc = env_open(s, &se);
 	if (rc == 0) {
 		atomic_store_explicit(&s->env, se, memory_order_relaxed);
-		s->next = registry;
-		if (registry != NULL)
-			registry->prev = s;
-		registry = s;
+		registry_add(s);
 	}
 	pthread_mutex_unlock(&registry_lock);
 	if (rc != 0) {
@@ -298,6 +302,30 @@ static int store_open(memento_store **store, const char *path,
 		return rc;
 	}
 	*store = s;
+	return 0;
+}
+
+/* Links s into the registry (its fork handler finds it there). */
+static void registry_add(memento_store *s)
+{
+	s->next = registry;
+	if (registry != NULL)
+		registry->prev = s;
+	registry = s;
+}
+
+static int redis_open(memento_store *s, const char *uri, const memento_store_options *o,
+                      memento_store **out)
+{
+	int rc = memento__redis_open(&s->redis, uri, o->timeout_ns);
+	if (rc != 0) {
+		store_free(s);
+		return rc;
+	}
+	pthread_mutex_lock(&registry_lock);
+	registry_add(s);
+	pthread_mutex_unlock(&registry_lock);
+	*out = s;
 	return 0;
 }
 
@@ -331,6 +359,7 @@ void memento_store_close(memento_store *s)
 	if (se != NULL)
 		env_free(se);
 	memento__key_locks_close(s);
+	memento__redis_close(s->redis);
 	store_free(s);
 }
 
@@ -347,6 +376,11 @@ void memento__store_use(memento_store *s, int delta)
 bool memento__store_writable(const memento_store *s)
 {
 	return !(s->flags & MEMENTO_STORE_READONLY);
+}
+
+bool memento__store_has_key_locks(const memento_store *s)
+{
+	return s->redis == NULL;
 }
 
 const char *memento__store_lock_path(const memento_store *s)
@@ -479,9 +513,12 @@ static void read_abandoned(void *arg)
 	read_end(r->se, r->txn);
 }
 
-int memento__store_read(memento_store *s, const struct memento__store_key *key,
-                        memento__store_visit_fn visit, void *ctx)
+int memento__store_read(memento_store *s, const char *name,
+                        const struct memento__store_key *key, memento__store_visit_fn visit,
+                        void *ctx)
 {
+	if (s->redis != NULL)
+		return memento__redis_get_record(s->redis, name, key, visit, ctx);
 	/* Cancellable only inside visit (a decode callback), which a
 	 * cleanup handler covers. */
 	int cancel = memento__cancel_off();
@@ -562,11 +599,14 @@ static int write_growing(memento_store *s, const struct memento__store_key *key,
 	}
 }
 
-int memento__store_write(memento_store *s, const struct memento__store_key *key,
+int memento__store_write(memento_store *s, const char *name,
+                         const struct memento__store_key *key,
                          const struct memento__record *head, const void *payload)
 {
 	if (!memento__store_writable(s))
 		return -EROFS;
+	if (s->redis != NULL)
+		return memento__redis_set_record(s->redis, name, key, head, payload);
 	/* A write transaction cannot be unwound by a cleanup handler: a
 	 * cancellation in its commit (pwrite, fdatasync) would leave LMDB's
 	 * writer mutex to a dead thread and the environment unusable. */
@@ -583,14 +623,18 @@ int memento__store_write(memento_store *s, const struct memento__store_key *key,
 static void fork_prepare(void)
 {
 	pthread_mutex_lock(&registry_lock);
-	for (memento_store *s = registry; s != NULL; s = s->next)
+	for (memento_store *s = registry; s != NULL; s = s->next) {
 		pthread_mutex_lock(&s->lock);
+		memento__redis_fork_prepare(s->redis);
+	}
 }
 
 static void fork_parent(void)
 {
-	for (memento_store *s = registry; s != NULL; s = s->next)
+	for (memento_store *s = registry; s != NULL; s = s->next) {
+		memento__redis_fork_parent(s->redis);
 		pthread_mutex_unlock(&s->lock);
+	}
 	pthread_mutex_unlock(&registry_lock);
 }
 
@@ -598,11 +642,12 @@ static void fork_child(void)
 {
 	for (memento_store *s = registry; s != NULL; s = s->next) {
 		/* The parent's environment stays theirs: dropped, not closed
-		 * (closing its files would release the parent's file locks
-		 * only in this process, but abort its pooled transactions'
-		 * reader slots, which are the parent's). */
+		 * (closing it would abort its pooled transactions, whose
+		 * reader slots are the parent's). */
 		atomic_store_explicit(&s->env, NULL, memory_order_relaxed);
 		memento__key_locks_drop_inherited(s);
+		/* Its Redis connections too: one socket, two readers. */
+		memento__redis_fork_child(s->redis);
 		pthread_mutex_unlock(&s->lock);
 	}
 	pthread_mutex_unlock(&registry_lock);
