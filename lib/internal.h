@@ -32,6 +32,7 @@
 #include <ck_hs.h>
 #include <pthread.h>
 #include <assert.h>
+#include <errno.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -77,6 +78,12 @@ struct memento__thread;
 struct memento__tcache;
 struct memento__shard;
 struct memento__counters;
+
+/* A callback's positive return breaks its contract; report it as such. */
+static inline int memento__callback_result(int rc)
+{
+	return rc > 0 ? -EINVAL : rc;
+}
 
 /* ---- key.c ------------------------------------------------------------------ */
 
@@ -931,12 +938,9 @@ struct memento_buf {
 MEMENTO__HIDDEN void memento__buf_init(memento_buf *buf, memento_cache *cache);
 MEMENTO__HIDDEN void memento__buf_free(memento_buf *buf);
 
-/* A record's key in the store: 8 bytes of the class name's hash, then 16
- * of the key bytes' (seeded with the first), so that a class's records lie
- * together.  The record itself holds the whole name and key, compared on
- * every read. */
+/* A record's key in the store (record.h, memento__record_key). */
 struct memento__store_key {
-	unsigned char b[24];
+	unsigned char b[MEMENTO__RECORD_KEY];
 };
 
 /* Gets a record's bytes, valid during the call only, inside a read
@@ -953,12 +957,12 @@ MEMENTO__HIDDEN bool memento__store_has_key_locks(const memento_store *s);
 MEMENTO__HIDDEN int memento__store_read(memento_store *s, const char *name,
                                         const struct memento__store_key *key,
                                         memento__store_visit_fn visit, void *ctx);
-/* Writes (and commits) head (record.h) with its payload under key,
- * growing an LMDB map when it is full.  -EROFS for a read-only store. */
+/* Writes (and commits) the record head (record.h, payload included)
+ * under key, growing an LMDB map when it is full.  -EROFS for a read-only
+ * store. */
 MEMENTO__HIDDEN int memento__store_write(memento_store *s, const char *name,
                                          const struct memento__store_key *key,
-                                         const struct memento__record *head,
-                                         const void *payload);
+                                         const struct memento__record *head);
 MEMENTO__HIDDEN const char *memento__store_lock_path(const memento_store *s);
 MEMENTO__HIDDEN struct memento__key_locks *memento__store_key_locks(memento_store *s);
 MEMENTO__HIDDEN pthread_mutex_t *memento__store_mutex(memento_store *s);
@@ -1031,8 +1035,7 @@ MEMENTO__HIDDEN int memento__redis_get_record(struct memento__redis *r, const ch
                                               memento__store_visit_fn visit, void *ctx);
 MEMENTO__HIDDEN int memento__redis_set_record(struct memento__redis *r, const char *name,
                                               const struct memento__store_key *key,
-                                              const struct memento__record *head,
-                                              const void *payload);
+                                              const struct memento__record *head);
 /* fork(): the pool's mutex is held across it; the child drops the
  * parent's connections (closing its copies of their sockets).  NULL: no-op. */
 MEMENTO__HIDDEN void memento__redis_fork_prepare(struct memento__redis *r);

@@ -404,8 +404,7 @@ static void corrupt(struct raw *r)
 	lie.name_len += 8;
 	lie.key_len -= 8;
 	lie.key += 8;
-	memento__record_write_head(bad, &lie);
-	memcpy(bad + memento__record_payload_at(&lie), p.payload, (size_t)p.payload_len);
+	memento__record_write(bad, &lie);
 	raw_put(r, key, sizeof key, bad, n);
 	free(bad);
 	free(good);

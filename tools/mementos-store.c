@@ -34,9 +34,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <xxhash.h>
 
-#define STORE_KEY_LEN 24     /* 8 bytes of the class name's hash, 16 of the key's */
+#define STORE_KEY_LEN MEMENTO__RECORD_KEY /* record.h: class hash, key hash */
 #define FORMAT_KEY "format"  /* meta: u32, the record format version */
 #define PRUNE_BATCH 1000     /* deletions per write transaction of prune */
 #define GROW_TRIES 8         /* map doublings a write may ask for */
@@ -247,25 +246,21 @@ static bool key_describe(struct sbuf *sb, const unsigned char *k, size_t n)
 	return ok;
 }
 
-/* Why: the 8-byte prefix every record of a class has in the store: the
- * class name's XXH3-64, big-endian so that a class's records sort together
- * (lib/store/fingerprint.c, memento__store_key_of). */
-static void class_prefix(const void *name, size_t name_len, unsigned char out[8])
-{
-	uint64_t h = XXH3_64bits(name, name_len);
-	for (int i = 0; i < 8; i++)
-		out[i] = (unsigned char)(h >> (56 - 8 * i));
-}
-
 /* Why: verify recomputes the LMDB key a record must be filed under from
- * the identity it holds, as memento__store_key_of does: the prefix, then
- * the key bytes' XXH3-128 seeded with the name's hash. */
+ * the identity it holds, with the library's own layout (record.h). */
 static void store_key_of(const char *name, uint32_t name_len, const unsigned char *key,
                          uint32_t key_len, unsigned char out[STORE_KEY_LEN])
 {
-	class_prefix(name, name_len, out);
-	struct memento__digest d = memento__digest_of(key, key_len, XXH3_64bits(name, name_len));
-	memcpy(out + 8, d.b, sizeof d.b);
+	memento__record_key(memento__record_class_hash(name, name_len), key, key_len, out);
+}
+
+/* Why: the 8-byte prefix every record of a class has in the store (the
+ * first bytes of its record keys): drop and stats find a class by it. */
+static void class_prefix(const void *name, size_t name_len, unsigned char out[8])
+{
+	unsigned char k[STORE_KEY_LEN];
+	memento__record_key(memento__record_class_hash(name, name_len), NULL, 0, k);
+	memcpy(out, k, 8);
 }
 
 /*

@@ -52,12 +52,6 @@ static void key_abandoned(void *arg)
 	lookup_end(arg);
 }
 
-/* A callback's positive return breaks its contract; report it as such. */
-static int callback_result(int rc)
-{
-	return rc > 0 ? -EINVAL : rc;
-}
-
 /*
  * Builds the key of args; lookup_hash then hashes it.  On success the
  * caller must call lookup_end once it no longer needs lk->probe.  Always
@@ -112,7 +106,7 @@ static inline __attribute__((always_inline)) int lookup_begin(struct lookup *lk,
 
 	int rc;
 	pthread_cleanup_push(key_abandoned, lk);
-	rc = callback_result(cls->key(&key, args, cls->ctx));
+	rc = memento__callback_result(cls->key(&key, args, cls->ctx));
 	pthread_cleanup_pop(0);
 	if (rc == 0)
 		rc = key.err;
@@ -366,7 +360,7 @@ static void creator_died(void *arg)
 
 static int call_create(memento_class *cls, const void *args, void **made)
 {
-	return callback_result(cls->create(made, args, cls->ctx));
+	return memento__callback_result(cls->create(made, args, cls->ctx));
 }
 
 /* The weight a weighted class's policy counts for obj (at least 1). */

@@ -14,16 +14,41 @@
 
 static const unsigned char no_fields[1];
 
-/* What a fingerprint callback left by cancellation must free. */
+/*
+ * Where a fingerprint's fields are built: the thread's scratch key buffer
+ * when it is free, as a get's key is (a revalidating get computes one
+ * before its key, so the buffer is free then; gets nested in the callback
+ * then build theirs on the heap), else a heap buffer.
+ */
 struct fields {
 	memento_cache *cache;
+	struct memento__thread *scratch_of; /* the thread whose scratch it is, or NULL */
 	unsigned char *bytes;
 };
 
+static int fields_take(struct fields *f, memento_cache *cache)
+{
+	f->cache = cache;
+	f->scratch_of = NULL;
+	struct memento__tcache *tc = memento__tcache_for(cache);
+	if (tc != NULL && !tc->thread->scratch_busy) {
+		tc->thread->scratch_busy = true;
+		f->scratch_of = tc->thread;
+		f->bytes = tc->thread->scratch;
+		return 0;
+	}
+	f->bytes = memento__alloc(cache, MEMENTO_KEY_MAX);
+	return f->bytes != NULL ? 0 : -ENOMEM;
+}
+
+/* Also what a fingerprint callback left by cancellation must give back. */
 static void fields_abandoned(void *arg)
 {
 	struct fields *f = arg;
-	memento__free(f->cache, f->bytes, MEMENTO_KEY_MAX);
+	if (f->scratch_of != NULL)
+		f->scratch_of->scratch_busy = false;
+	else
+		memento__free(f->cache, f->bytes, MEMENTO_KEY_MAX);
 }
 
 int memento__fingerprint(memento_class *cls, const void *args, struct memento__digest *out)
@@ -34,16 +59,14 @@ int memento__fingerprint(memento_class *cls, const void *args, struct memento__d
 		*out = memento__digest_of(no_fields, 0, seed);
 		return 0;
 	}
-	struct fields f = { cls->cache, memento__alloc(cls->cache, MEMENTO_KEY_MAX) };
-	if (f.bytes == NULL)
+	struct fields f;
+	if (fields_take(&f, cls->cache) != 0)
 		return -ENOMEM;
 	memento_key key = { .bytes = f.bytes, .len = 0, .err = 0 };
 	int rc;
 	pthread_cleanup_push(fields_abandoned, &f);
-	rc = ps->fingerprint(&key, args, cls->ctx);
+	rc = memento__callback_result(ps->fingerprint(&key, args, cls->ctx));
 	pthread_cleanup_pop(0);
-	if (rc > 0)
-		rc = -EINVAL; /* a callback's positive return breaks its contract */
 	if (rc == 0)
 		rc = key.err;
 	/* An address means nothing in another process or after a restart: a
@@ -59,11 +82,7 @@ int memento__fingerprint(memento_class *cls, const void *args, struct memento__d
 void memento__store_key_of(const memento_class *cls, const unsigned char *key, uint32_t key_len,
                            struct memento__store_key *out)
 {
-	uint64_t h = cls->persist->name_hash;
-	for (int i = 0; i < 8; i++)
-		out->b[i] = (unsigned char)(h >> (56 - 8 * i)); /* big-endian: sorts by class */
-	struct memento__digest d = memento__digest_of(key, key_len, h);
-	memcpy(out->b + 8, d.b, sizeof d.b);
+	memento__record_key(cls->persist->name_hash, key, key_len, out->b);
 }
 
 /* Reading an upstream record's digest: the record must be the class's,
@@ -82,9 +101,7 @@ static int digest_visit(const void *data, size_t len, void *ctx)
 	struct memento__record r;
 	if (memento__record_parse(data, len, &r) != MEMENTO__RECORD_OK)
 		return -EIO;
-	size_t name_len = strlen(d->cls->name);
-	if (r.name_len != name_len || memcmp(r.name, d->cls->name, name_len) != 0 ||
-	    r.key_len != d->key_len || memcmp(r.key, d->key, d->key_len) != 0 ||
+	if (!memento__record_is(&r, d->cls->name, strlen(d->cls->name), d->key, d->key_len) ||
 	    memcmp(r.fingerprint.b, d->fingerprint.b, sizeof r.fingerprint.b) != 0)
 		return -ENOENT;
 	d->digest = r.digest;

@@ -54,7 +54,7 @@ int memento__persist_apply(memento_class *cls, const memento_class_options *o)
 	}
 	memcpy(ps->version, version, vlen + 1);
 	ps->version_seed = XXH3_64bits(version, vlen);
-	ps->name_hash = XXH3_64bits(cls->name, strlen(cls->name));
+	ps->name_hash = memento__record_class_hash(cls->name, strlen(cls->name));
 	ps->fingerprint = o->fingerprint;
 	ps->encode = o->encode;
 	ps->decode = o->decode;
@@ -102,9 +102,7 @@ static int fresh_visit(const void *data, size_t len, void *ctx)
 		p->fault = true;
 		return -EIO; /* damaged: recomputed and rewritten */
 	}
-	size_t name_len = strlen(cls->name);
-	if (r.name_len != name_len || memcmp(r.name, cls->name, name_len) != 0 ||
-	    r.key_len != p->key_len || memcmp(r.key, p->key, p->key_len) != 0)
+	if (!memento__record_is(&r, cls->name, strlen(cls->name), p->key, p->key_len))
 		return -ENOENT; /* another identity whose hash collided: replaced */
 	if (memcmp(r.fingerprint.b, p->fingerprint.b, sizeof r.fingerprint.b) != 0) {
 		p->stale = true;
@@ -165,10 +163,10 @@ static void write_result(struct production *p, const void *obj, uint64_t compute
 			.name_len = (uint32_t)strlen(cls->name),
 			.key = p->key,
 			.key_len = p->key_len,
+			.payload = buf.data,
 			.payload_len = buf.len,
 		};
-		rc = memento__store_write(cls->persist->store, cls->name, &p->store_key, &head,
-		                          buf.data);
+		rc = memento__store_write(cls->persist->store, cls->name, &p->store_key, &head);
 	}
 	memento__buf_free(&buf);
 	memento__count(p->counters, rc == 0 ? MEMENTO__STORE_WRITES : MEMENTO__STORE_ERRORS);
@@ -218,9 +216,7 @@ static int create_locked(struct production *p, const void *args, bool locked)
 	memento__count(p->counters, MEMENTO__CREATIONS);
 	*p->created = true;
 	uint64_t t0 = clock_ns(CLOCK_MONOTONIC);
-	int rc = cls->create(p->made, args, cls->ctx);
-	if (rc > 0)
-		rc = -EINVAL; /* a callback's positive return breaks its contract */
+	int rc = memento__callback_result(cls->create(p->made, args, cls->ctx));
 	if (rc != 0) {
 		memento__count(p->counters, MEMENTO__FAILURES);
 		return rc;

@@ -58,6 +58,20 @@ struct memento__digest memento__digest_of(const void *p, size_t n, uint64_t seed
 	return d;
 }
 
+uint64_t memento__record_class_hash(const char *name, size_t name_len)
+{
+	return XXH3_64bits(name, name_len);
+}
+
+void memento__record_key(uint64_t class_hash, const unsigned char *key, uint32_t key_len,
+                         unsigned char out[MEMENTO__RECORD_KEY])
+{
+	for (int i = 0; i < 8; i++)
+		out[i] = (unsigned char)(class_hash >> (56 - 8 * i));
+	struct memento__digest d = memento__digest_of(key, key_len, class_hash);
+	memcpy(out + 8, d.b, sizeof d.b);
+}
+
 size_t memento__record_size(uint32_t name_len, uint32_t key_len, uint64_t payload_len)
 {
 	uint64_t fixed = (uint64_t)MEMENTO__RECORD_HEADER + name_len + key_len;
@@ -97,6 +111,20 @@ void memento__record_write_head(unsigned char *out, const struct memento__record
 	memcpy(out + MEMENTO__RECORD_HEADER, r->name, r->name_len);
 	memcpy(out + MEMENTO__RECORD_HEADER + r->name_len, r->key, r->key_len);
 	put_u64(out + 72, checksum_of(out, r->name_len, r->key_len));
+}
+
+void memento__record_write(unsigned char *out, const struct memento__record *r)
+{
+	memento__record_write_head(out, r);
+	if (r->payload_len != 0)
+		memcpy(out + memento__record_payload_at(r), r->payload, (size_t)r->payload_len);
+}
+
+bool memento__record_is(const struct memento__record *r, const char *name, size_t name_len,
+                        const unsigned char *key, uint32_t key_len)
+{
+	return r->name_len == name_len && memcmp(r->name, name, name_len) == 0 &&
+	       r->key_len == key_len && memcmp(r->key, key, key_len) == 0;
 }
 
 enum memento__record_fault memento__record_parse(const void *data, size_t n,

@@ -29,6 +29,7 @@
 #ifndef MEMENTO_RECORD_H
 #define MEMENTO_RECORD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -68,15 +69,34 @@ enum memento__record_fault {
 /* XXH3-128 of n bytes, in canonical form. */
 struct memento__digest memento__digest_of(const void *p, size_t n, uint64_t seed);
 
+/*
+ * Where a record is filed in LMDB: a 24-byte key, the XXH3-64 of its class
+ * name (big-endian, so that a class's records sort together), then the
+ * XXH3-128 of its key bytes seeded with that hash.  The record holds the
+ * whole name and key, compared on every read.
+ */
+#define MEMENTO__RECORD_KEY 24
+uint64_t memento__record_class_hash(const char *name, size_t name_len);
+void memento__record_key(uint64_t class_hash, const unsigned char *key, uint32_t key_len,
+                         unsigned char out[MEMENTO__RECORD_KEY]);
+
 /* The bytes a record of these lengths takes, or 0 if it would overflow. */
 size_t memento__record_size(uint32_t name_len, uint32_t key_len, uint64_t payload_len);
 
 /*
  * Writes the header, name and key of r at out (memento__record_size bytes
  * of room), and the checksum; r->digest must be the payload's.  The
- * payload itself is copied by the caller to out + memento__record_payload_at(r).
+ * payload is not copied: for a record whose payload is already in place.
  */
 void memento__record_write_head(unsigned char *out, const struct memento__record *r);
+
+/* Writes the whole record r at out: its head, then r->payload (which
+ * must not overlap out). */
+void memento__record_write(unsigned char *out, const struct memento__record *r);
+
+/* Whether r is the record of this identity: class name and key bytes. */
+bool memento__record_is(const struct memento__record *r, const char *name, size_t name_len,
+                        const unsigned char *key, uint32_t key_len);
 
 /* Where the payload starts in a record with r's lengths. */
 size_t memento__record_payload_at(const struct memento__record *r);

@@ -165,12 +165,18 @@ int memento__redis_open(struct memento__redis **out, const char *uri, uint64_t t
 	return 0;
 }
 
+/* Closes the idle connections (in a fork child: this process's copies). */
+static void drop_idle(struct memento__redis *r)
+{
+	while (r->nidle > 0)
+		redisFree(r->idle[--r->nidle]);
+}
+
 void memento__redis_close(struct memento__redis *r)
 {
 	if (r == NULL)
 		return;
-	while (r->nidle > 0)
-		redisFree(r->idle[--r->nidle]);
+	drop_idle(r);
 	pthread_mutex_destroy(&r->lock);
 	memento__redis_target_free(&r->target);
 	free(r);
@@ -263,7 +269,7 @@ int memento__redis_get_record(struct memento__redis *r, const char *name,
 
 int memento__redis_set_record(struct memento__redis *r, const char *name,
                               const struct memento__store_key *key,
-                              const struct memento__record *head, const void *payload)
+                              const struct memento__record *head)
 {
 	size_t size = memento__record_size(head->name_len, head->key_len, head->payload_len);
 	if (size == 0)
@@ -273,9 +279,7 @@ int memento__redis_set_record(struct memento__redis *r, const char *name,
 	unsigned char *v = malloc(size);
 	int rc = -ENOMEM;
 	if (k != NULL && v != NULL) {
-		memento__record_write_head(v, head);
-		if (head->payload_len != 0)
-			memcpy(v + memento__record_payload_at(head), payload, (size_t)head->payload_len);
+		memento__record_write(v, head);
 		rc = memento__redis_set(r, k, len, v, size);
 	}
 	free(v);
@@ -302,7 +306,6 @@ void memento__redis_fork_child(struct memento__redis *r)
 	/* The parent's sockets: this process closes its copies, the parent
 	 * keeps using its own.  (Connections that other threads of the
 	 * parent had taken are theirs; the child never sees them again.) */
-	while (r->nidle > 0)
-		redisFree(r->idle[--r->nidle]);
+	drop_idle(r);
 	pthread_mutex_unlock(&r->lock);
 }

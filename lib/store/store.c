@@ -550,7 +550,7 @@ int memento__store_read(memento_store *s, const char *name,
 
 /* One attempt at a write transaction that puts the record. */
 static int write_once(struct store_env *se, const struct memento__store_key *key,
-                      const struct memento__record *head, const void *payload)
+                      const struct memento__record *head)
 {
 	size_t size = memento__record_size(head->name_len, head->key_len, head->payload_len);
 	if (size == 0)
@@ -562,11 +562,7 @@ static int write_once(struct store_env *se, const struct memento__store_key *key
 	MDB_val k = { sizeof key->b, (void *)key->b }, v = { size, NULL };
 	rc = mdb_put(txn, se->results, &k, &v, MDB_RESERVE);
 	if (rc == 0) {
-		unsigned char *out = v.mv_data;
-		memento__record_write_head(out, head);
-		if (head->payload_len != 0)
-			memcpy(out + memento__record_payload_at(head), payload,
-			       (size_t)head->payload_len);
+		memento__record_write(v.mv_data, head);
 		return mdb_txn_commit(txn);
 	}
 	mdb_txn_abort(txn);
@@ -574,7 +570,7 @@ static int write_once(struct store_env *se, const struct memento__store_key *key
 }
 
 static int write_growing(memento_store *s, const struct memento__store_key *key,
-                         const struct memento__record *head, const void *payload)
+                         const struct memento__record *head)
 {
 	struct store_env *se;
 	int rc = env_get(s, &se);
@@ -582,7 +578,7 @@ static int write_growing(memento_store *s, const struct memento__store_key *key,
 		return rc;
 	for (int tries = 0;; tries++) {
 		pthread_rwlock_rdlock(&se->map_lock);
-		rc = write_once(se, key, head, payload);
+		rc = write_once(se, key, head);
 		size_t full = rc == MDB_MAP_FULL ? map_size_of(se) : 0;
 		pthread_rwlock_unlock(&se->map_lock);
 		if (rc == 0 || tries >= GROW_TRIES)
@@ -601,17 +597,17 @@ static int write_growing(memento_store *s, const struct memento__store_key *key,
 
 int memento__store_write(memento_store *s, const char *name,
                          const struct memento__store_key *key,
-                         const struct memento__record *head, const void *payload)
+                         const struct memento__record *head)
 {
 	if (!memento__store_writable(s))
 		return -EROFS;
 	if (s->redis != NULL)
-		return memento__redis_set_record(s->redis, name, key, head, payload);
+		return memento__redis_set_record(s->redis, name, key, head);
 	/* A write transaction cannot be unwound by a cleanup handler: a
 	 * cancellation in its commit (pwrite, fdatasync) would leave LMDB's
 	 * writer mutex to a dead thread and the environment unusable. */
 	int cancel = memento__cancel_off();
-	int rc = write_growing(s, key, head, payload);
+	int rc = write_growing(s, key, head);
 	memento__cancel_restore(cancel);
 	return rc;
 }

@@ -8,7 +8,7 @@
  *         crash; a record it accepts must lie within the input and must
  *         come out byte for byte when written back from its fields.
  *   odd:  the rest describes a record (lengths, then bytes); the harness
- *         writes it with memento__record_write_head, which must parse
+ *         writes it with memento__record_write, which must parse
  *         back to the same fields, then flips one bit at an offset the
  *         input chooses, which the parser must refuse.
  *
@@ -42,8 +42,7 @@ static void parse_found(const uint8_t *data, size_t size)
 		CHECK(r.payload + r.payload_len == copy + size);
 		uint8_t *again = malloc(size);
 		CHECK(again != NULL);
-		memento__record_write_head(again, &r);
-		memcpy(again + memento__record_payload_at(&r), r.payload, (size_t)r.payload_len);
+		memento__record_write(again, &r);
 		CHECK(memcmp(again, copy, size) == 0);
 		free(again);
 	}
@@ -81,8 +80,7 @@ static void write_then_damage(const uint8_t *data, size_t size)
 	CHECK(total != 0);
 	uint8_t *rec = malloc(total);
 	CHECK(rec != NULL);
-	memento__record_write_head(rec, &r);
-	memcpy(rec + memento__record_payload_at(&r), r.payload, (size_t)r.payload_len);
+	memento__record_write(rec, &r);
 
 	struct memento__record back;
 	CHECK(memento__record_parse(rec, total, &back) == MEMENTO__RECORD_OK);
