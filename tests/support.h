@@ -263,4 +263,19 @@ static inline void crowd_run(int n, void *(*fn)(int, void *), void *data, void *
 	free(args);
 }
 
+/* A fresh directory /tmp/mementos-test-TAG-XXXXXX in dir (64 bytes), for
+ * a test's store; temp_dir_remove deletes it and all it holds. */
+static inline void temp_dir_make(char dir[64], const char *tag)
+{
+	snprintf(dir, 64, "/tmp/mementos-test-%s-XXXXXX", tag);
+	cr_assert_not_null(mkdtemp(dir), "mkdtemp %s", dir);
+}
+
+static inline void temp_dir_remove(const char dir[64])
+{
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	(void)system(cmd);
+}
+
 #endif /* MEMENTO_TEST_SUPPORT_H */

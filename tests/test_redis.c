@@ -96,8 +96,7 @@ static void server_stop(void)
 
 static void setup(void)
 {
-	snprintf(dir, sizeof dir, "/tmp/mementos-test-redis-XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
+	temp_dir_make(dir, "redis");
 	port = free_port();
 	server_start();
 }
@@ -105,9 +104,7 @@ static void setup(void)
 static void teardown(void)
 {
 	server_stop();
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-	(void)system(cmd);
+	temp_dir_remove(dir);
 }
 
 TestSuite(redis, .init = setup, .fini = teardown, .timeout = 60);

@@ -19,15 +19,12 @@ static char dir[64];
 
 static void dir_setup(void)
 {
-	snprintf(dir, sizeof dir, "/tmp/mementos-test-store-XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
+	temp_dir_make(dir, "store");
 }
 
 static void dir_teardown(void)
 {
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-	(void)system(cmd);
+	temp_dir_remove(dir);
 }
 
 TestSuite(store, .init = dir_setup, .fini = dir_teardown, .timeout = 60);

@@ -18,15 +18,12 @@ static char dir[64];
 
 static void dir_setup(void)
 {
-	snprintf(dir, sizeof dir, "/tmp/mementos-test-cancel-XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
+	temp_dir_make(dir, "cancel");
 }
 
 static void dir_teardown(void)
 {
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-	(void)system(cmd);
+	temp_dir_remove(dir);
 }
 
 TestSuite(store_cancel, .init = dir_setup, .fini = dir_teardown, .timeout = 60);

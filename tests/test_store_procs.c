@@ -62,8 +62,7 @@ static void untrack(pid_t pid)
 
 static void dir_setup(void)
 {
-	snprintf(dir, sizeof dir, "/tmp/mementos-test-procs-XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
+	temp_dir_make(dir, "procs");
 }
 
 static void dir_teardown(void)
@@ -75,9 +74,7 @@ static void dir_teardown(void)
 			waitpid(live[i], NULL, 0);
 			live[i] = 0;
 		}
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-	(void)system(cmd);
+	temp_dir_remove(dir);
 }
 
 TestSuite(store_procs, .init = dir_setup, .fini = dir_teardown, .timeout = 60);
