@@ -24,6 +24,8 @@
 
 #include <mementos.h>
 
+#include "bench_cli.h"
+
 #include <ck_epoch.h>
 #include <ck_hs.h>
 #include <xxhash.h>
@@ -566,17 +568,6 @@ static void usage(FILE *out)
 	      out);
 }
 
-static long parse_positive(const char *s, long max)
-{
-	char *end;
-	errno = 0;
-	long v = s != NULL ? strtol(s, &end, 10) : 0;
-	if (s == NULL || errno != 0 || *end != '\0' || v < 1 || v > max) {
-		usage(stderr);
-		exit(2);
-	}
-	return v;
-}
 
 int main(int argc, char **argv)
 {
@@ -594,9 +585,9 @@ int main(int argc, char **argv)
 			cfg.ops_per_round = 200000;
 			cfg.key_counts[1] = 100000;
 		} else if (strcmp(argv[i], "--rounds") == 0) {
-			rounds = parse_positive(argv[++i], 1001);
+			rounds = bench_parse_long(argv[++i], 1, 1001, usage);
 		} else if (strcmp(argv[i], "--keys") == 0) {
-			keys = parse_positive(argv[++i], 100000000);
+			keys = bench_parse_long(argv[++i], 1, 100000000, usage);
 		} else if (strcmp(argv[i], "--shape") == 0 && i + 1 < argc) {
 			only = argv[++i];
 		} else if (strcmp(argv[i], "--help") == 0) {

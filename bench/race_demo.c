@@ -14,6 +14,8 @@
 
 #include <mementos.h>
 
+#include "bench_cli.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -154,17 +156,6 @@ static void usage(FILE *out)
 	      out);
 }
 
-static long parse_int(const char *s, long min, long max)
-{
-	char *end;
-	errno = 0;
-	long v = s != NULL ? strtol(s, &end, 10) : 0;
-	if (s == NULL || errno != 0 || *end != '\0' || v < min || v > max) {
-		usage(stderr);
-		exit(2);
-	}
-	return v;
-}
 
 static bool run(struct demo *d)
 {
@@ -220,13 +211,13 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		const char *arg = argv[i];
 		if (strcmp(arg, "--threads") == 0)
-			d.nthreads = (int)parse_int(argv[++i], 1, 4096);
+			d.nthreads = (int)bench_parse_long(argv[++i], 1, 4096, usage);
 		else if (strcmp(arg, "--keys") == 0)
-			d.nkeys = (int)parse_int(argv[++i], 1, 4096);
+			d.nkeys = (int)bench_parse_long(argv[++i], 1, 4096, usage);
 		else if (strcmp(arg, "--rounds") == 0)
-			d.nrounds = (int)parse_int(argv[++i], 1, 1000);
+			d.nrounds = (int)bench_parse_long(argv[++i], 1, 1000, usage);
 		else if (strcmp(arg, "--sleep-ms") == 0)
-			d.sleep_ms = parse_int(argv[++i], 0, 10000);
+			d.sleep_ms = bench_parse_long(argv[++i], 0, 10000, usage);
 		else if (strcmp(arg, "--help") == 0) {
 			usage(stdout);
 			return 0;

@@ -32,6 +32,8 @@
 
 #include <mementos.h>
 
+#include "bench_cli.h"
+
 #include "record.h" /* lib/store/record.h: the layout, and the parse for floor+parse */
 
 #include <lmdb.h>
@@ -1545,17 +1547,6 @@ static void usage(FILE *out)
 	      out);
 }
 
-static long parse_positive(const char *s, long max)
-{
-	char *end;
-	errno = 0;
-	long v = s != NULL ? strtol(s, &end, 10) : 0;
-	if (s == NULL || errno != 0 || *end != '\0' || v < 1 || v > max) {
-		usage(stderr);
-		exit(2);
-	}
-	return v;
-}
 
 static bool selected(const char *only, const char *name)
 {
@@ -1592,7 +1583,7 @@ int main(int argc, char **argv)
 		if (strcmp(argv[i], "--quick") == 0) {
 			cfg.quick = true;
 		} else if (strcmp(argv[i], "--rounds") == 0) {
-			rounds = parse_positive(i + 1 < argc ? argv[++i] : NULL, 1001);
+			rounds = bench_parse_long(i + 1 < argc ? argv[++i] : NULL, 1, 1001, usage);
 		} else if (strcmp(argv[i], "--csv") == 0 && i + 1 < argc) {
 			csv = argv[++i];
 		} else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc) {
@@ -1600,7 +1591,8 @@ int main(int argc, char **argv)
 		} else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
 			only = argv[++i];
 		} else if (strcmp(argv[i], "--payload") == 0) {
-			cfg.payload_only = (size_t)parse_positive(i + 1 < argc ? argv[++i] : NULL, 4096);
+			cfg.payload_only = (size_t)bench_parse_long(i + 1 < argc ? argv[++i] : NULL, 1,
+			                                            4096, usage);
 		} else if (strcmp(argv[i], "--help") == 0) {
 			usage(stdout);
 			return 0;
