@@ -155,8 +155,9 @@ typedef uint64_t (*memento_weigh_fn)(const void *obj, void *ctx);
  * A store keeps results across restarts and shares them between the
  * processes of one machine: an LMDB environment in a directory, opened by
  * memento_store_open and named in the options of the classes it persists.
- * A store on a Redis server (a redis:// URI) shares them between machines;
- * that tier is being built: it has no leases yet (see memento_store_open).
+ * A store on a Redis server (a redis:// URI) shares them between machines,
+ * with one computation per result across all of them; an LMDB store in
+ * front of it (memento_store_options.next) serves repeats locally.
  */
 typedef struct memento_store memento_store;
 
@@ -179,9 +180,18 @@ typedef struct memento_store_options {
 	unsigned int flags; /* MEMENTO_STORE_*; 0: durable, read-write */
 	uint64_t timeout_ns; /* a Redis store's bound on connecting and on each
 	                        command; 0: 1 s */
+	memento_store *next; /* the next tier, or NULL: on a miss here, look
+	                        there; a hit there fills this store.  Typically
+	                        an LMDB store with a Redis store as next.  It
+	                        must stay open while this one is; at most 4
+	                        tiers in all */
+	uint64_t lease_ns;   /* a Redis store's lease: how long a computation
+	                        holds its key before others take it over if its
+	                        holder stops renewing (renewed every lease_ns / 3
+	                        while create runs); 0: 30 s */
 } memento_store_options;
 
-#define MEMENTO_STORE_OPTIONS_INIT { sizeof(memento_store_options), 0, 0, 0 }
+#define MEMENTO_STORE_OPTIONS_INIT { sizeof(memento_store_options), 0, 0, 0, NULL, 0 }
 
 /*
  * A growing byte buffer that an encode callback appends to.
@@ -309,8 +319,14 @@ typedef struct memento_stats {
 	uint64_t store_writes; /* records written */
 	uint64_t store_errors; /* store faults: a record that failed its checksum or
 	                          decode, an encode error, a write refused (read-only
-	                          store, full disk); each cost a computation or a
-	                          write, never a wrong result */
+	                          store, full disk, a Redis server down); each cost
+	                          a computation or a write, never a wrong result */
+	uint64_t remote_hits;   /* of store_hits, those read from a Redis store */
+	uint64_t remote_waits;  /* creating gets that waited for another process's
+	                           lease on a Redis store (another machine's
+	                           computation, or another process's) */
+	uint64_t remote_errors; /* of store_errors, those of a Redis store: a
+	                           server down, slow or refusing, a bad record */
 } memento_stats;
 
 /*
@@ -331,7 +347,8 @@ typedef struct memento_stats {
 	XX(EOWNERDEAD, "the creating thread died (cancelled or exited) inside create") \
 	XX(EPERM, "a guarded class was used outside a guard of its cache")          \
 	XX(EBUSY, "this store directory is already open in this process")           \
-	XX(EPROTO, "the store was written in a format this library does not read")
+	XX(EPROTO, "the store was written in a format this library does not read")   \
+	XX(ENOTSUP, "the Redis server is a cluster node: Redis Cluster is not supported")
 
 /* ---- version and errors ------------------------------------------------- */
 

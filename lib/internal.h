@@ -500,15 +500,18 @@ enum memento__stat {
 	MEMENTO__STORE_STALE,
 	MEMENTO__STORE_WRITES,
 	MEMENTO__STORE_ERRORS,
+	MEMENTO__REMOTE_HITS,
+	MEMENTO__REMOTE_WAITS,
+	MEMENTO__REMOTE_ERRORS,
 	MEMENTO__NSTATS
 };
 
 /* One thread's counters for one class.  Only that thread writes them.
  * Padded to a power of two, so that indexing by class is a shift. */
 struct memento__counters {
-	_Atomic uint64_t n[16];
+	_Atomic uint64_t n[32];
 };
-_Static_assert(MEMENTO__NSTATS <= 16, "the counters fit their padded array");
+_Static_assert(MEMENTO__NSTATS <= 32, "the counters fit their padded array");
 
 /* Classes with an index below this count in the record itself. */
 #define MEMENTO__COUNTERS_INLINE 8
@@ -952,6 +955,19 @@ MEMENTO__HIDDEN void memento__store_use(memento_store *s, int delta);
 MEMENTO__HIDDEN bool memento__store_writable(const memento_store *s);
 /* Whether creations take keylock.c's locks: LMDB stores (one machine). */
 MEMENTO__HIDDEN bool memento__store_has_key_locks(const memento_store *s);
+/* A Redis store: its hits and faults are remote_*, it takes leases. */
+MEMENTO__HIDDEN bool memento__store_is_remote(const memento_store *s);
+/* The next tier (memento_store_options.next), or NULL. */
+#define MEMENTO__STORE_TIERS_MAX 4
+MEMENTO__HIDDEN memento_store *memento__store_next(const memento_store *s);
+struct memento__lease;
+/* A remote store's lease length. */
+MEMENTO__HIDDEN uint64_t memento__store_lease_ns(const memento_store *s);
+/* A remote store's lease on key (lease.c): 0, -EBUSY (another's), or an
+ * error. */
+MEMENTO__HIDDEN int memento__store_lease_take(memento_store *s, const char *name,
+                                              const struct memento__store_key *key,
+                                              struct memento__lease *l);
 /* Calls visit with the record of class `name` under key: returns visit's
  * result, -ENOENT when there is none, or the store's error. */
 MEMENTO__HIDDEN int memento__store_read(memento_store *s, const char *name,
@@ -1014,11 +1030,13 @@ MEMENTO__HIDDEN void memento__redis_target_free(struct memento__redis_target *t)
 /* redis.c: records on a Redis server.  Every function: any thread,
  * concurrently; each command bounded by the timeout. */
 #define MEMENTO__REDIS_TIMEOUT_NS 1000000000u
+#define MEMENTO__REDIS_LEASE_NS ((uint64_t)30000000000u)
 struct memento__redis;
-/* Connects once (AUTH, SELECT): 0, -EINVAL (the URI), -ECONNREFUSED,
- * -ETIMEDOUT, -EACCES (credentials refused), -EIO, -ENOMEM. */
+/* Connects once (AUTH, SELECT, a look at INFO): 0, -EINVAL (the URI),
+ * -ECONNREFUSED, -ETIMEDOUT, -EACCES (credentials refused), -ENOTSUP (a
+ * cluster node), -EIO, -ENOMEM.  0 ns: the defaults. */
 MEMENTO__HIDDEN int memento__redis_open(struct memento__redis **out, const char *uri,
-                                        uint64_t timeout_ns);
+                                        uint64_t timeout_ns, uint64_t lease_ns);
 MEMENTO__HIDDEN void memento__redis_close(struct memento__redis *r);
 /* Calls visit with the value of key (valid during the call, with
  * cancellation off): visit's result, -ENOENT (none), or the connection's
@@ -1036,6 +1054,25 @@ MEMENTO__HIDDEN int memento__redis_get_record(struct memento__redis *r, const ch
 MEMENTO__HIDDEN int memento__redis_set_record(struct memento__redis *r, const char *name,
                                               const struct memento__store_key *key,
                                               const struct memento__record *head);
+/* lease.c: a key's lease, held by one thread from take to release; on the
+ * holder's stack, listed in its store for the renewer. */
+#define MEMENTO__LEASE_TOKEN 32
+struct memento__lease {
+	struct memento__redis *redis; /* NULL: not held */
+	char *key;
+	size_t key_len;
+	char token[MEMENTO__LEASE_TOKEN]; /* hex */
+	unsigned int generation;
+	struct memento__lease *prev, *next;
+};
+/* 0: taken, renewed until released; -EBUSY: another holder has it; or the
+ * connection's error. */
+MEMENTO__HIDDEN int memento__redis_lease_take(struct memento__redis *r, const char *name,
+                                              const struct memento__store_key *key,
+                                              struct memento__lease *l);
+MEMENTO__HIDDEN uint64_t memento__redis_lease_ns(const struct memento__redis *r);
+/* Deletes the lease if it is still l's; then a no-op. */
+MEMENTO__HIDDEN void memento__redis_lease_release(struct memento__lease *l);
 /* fork(): the pool's mutex is held across it; the child drops the
  * parent's connections (closing its copies of their sockets).  NULL: no-op. */
 MEMENTO__HIDDEN void memento__redis_fork_prepare(struct memento__redis *r);

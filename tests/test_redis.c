@@ -73,7 +73,7 @@ static void server_start(void)
 	uri_of(uri, sizeof uri, PASSWORD_IN_URI);
 	for (int waited = 0;; waited += 10) {
 		struct memento__redis *r;
-		if (memento__redis_open(&r, uri, 200000000u) == 0) {
+		if (memento__redis_open(&r, uri, 200000000u, 0) == 0) {
 			memento__redis_close(r);
 			return;
 		}
@@ -149,13 +149,13 @@ Test(redis, a_wrong_password_fails_the_open)
 {
 	char uri[256];
 	struct memento__redis *r = NULL;
-	cr_assert_eq(memento__redis_open(&r, uri_of(uri, sizeof uri, "wrong"), 0), -EACCES);
-	cr_assert_eq(memento__redis_open(&r, uri_of(uri, sizeof uri, NULL), 0), 0,
+	cr_assert_eq(memento__redis_open(&r, uri_of(uri, sizeof uri, "wrong"), 0, 0), -EACCES);
+	cr_assert_eq(memento__redis_open(&r, uri_of(uri, sizeof uri, NULL), 0, 0), 0,
 	             "without a password the connection itself works");
 	/* ... but no command does. */
 	cr_assert_eq(memento__redis_set(r, "k", 1, "v", 1), -EPROTO);
 	memento__redis_close(r);
-	cr_assert_eq(memento__redis_open(&r, uri_of(uri, sizeof uri, PASSWORD_IN_URI), 0), 0);
+	cr_assert_eq(memento__redis_open(&r, uri_of(uri, sizeof uri, PASSWORD_IN_URI), 0, 0), 0);
 	memento__redis_close(r);
 }
 
@@ -173,7 +173,7 @@ Test(redis, records_of_any_bytes_round_trip)
 {
 	char uri[256];
 	struct memento__redis *r;
-	cr_assert_eq(memento__redis_open(&r, uri_of(uri, sizeof uri, PASSWORD_IN_URI), 0), 0);
+	cr_assert_eq(memento__redis_open(&r, uri_of(uri, sizeof uri, PASSWORD_IN_URI), 0, 0), 0);
 	/* Keys and values with NULs, spaces, CRLF: argv, never formatted. */
 	unsigned char key[24], value[5000];
 	for (size_t i = 0; i < sizeof key; i++)
@@ -199,7 +199,7 @@ Test(redis, a_restarted_server_is_found_again)
 {
 	char uri[256];
 	struct memento__redis *r;
-	cr_assert_eq(memento__redis_open(&r, uri_of(uri, sizeof uri, PASSWORD_IN_URI), 200000000u),
+	cr_assert_eq(memento__redis_open(&r, uri_of(uri, sizeof uri, PASSWORD_IN_URI), 200000000u, 0),
 	             0);
 	cr_assert_eq(memento__redis_set(r, "k", 1, "v1", 2), 0);
 	server_stop();
@@ -231,7 +231,7 @@ Test(redis, a_server_that_never_answers_costs_the_timeout)
 	snprintf(uri, sizeof uri, "redis://:pw@127.0.0.1:%d", ntohs(a.sin_port));
 	struct memento__redis *r = NULL;
 	struct timespec t0 = now_monotonic();
-	int rc = memento__redis_open(&r, uri, 150000000u); /* AUTH never answered */
+	int rc = memento__redis_open(&r, uri, 150000000u, 0); /* AUTH never answered */
 	double ms = ms_between(t0, now_monotonic());
 	cr_assert_eq(rc, -ETIMEDOUT, "open: %s", memento_strerror(rc));
 	cr_assert_geq(ms, 140.0, "returned before the timeout: %.1f ms", ms);

@@ -88,6 +88,9 @@ void memento__stats_sum(const memento_class *cls, memento_stats *out)
 		.store_stale = sum[MEMENTO__STORE_STALE],
 		.store_writes = sum[MEMENTO__STORE_WRITES],
 		.store_errors = sum[MEMENTO__STORE_ERRORS],
+		.remote_hits = sum[MEMENTO__REMOTE_HITS],
+		.remote_waits = sum[MEMENTO__REMOTE_WAITS],
+		.remote_errors = sum[MEMENTO__REMOTE_ERRORS],
 	};
 }
 

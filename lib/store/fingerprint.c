@@ -120,10 +120,13 @@ static int append_upstream(memento_key *key, memento_class *cls, const struct me
 	if (ps != NULL && ps->store != NULL) {
 		struct memento__store_key sk;
 		memento__store_key_of(cls, d.key, d.key_len, &sk);
-		if (memento__store_read(ps->store, cls->name, &sk, digest_visit, &d) == 0) {
-			/* 'd': an output digest, apart from the fields below. */
-			memento_key_u64(key, 'd');
-			return memento_key_bytes(key, d.digest.b, sizeof d.digest.b);
+		/* The nearest tier that has it (a creation writes them all). */
+		for (memento_store *t = ps->store; t != NULL; t = memento__store_next(t)) {
+			if (memento__store_read(t, cls->name, &sk, digest_visit, &d) == 0) {
+				/* 'd': an output digest, apart from the fields below. */
+				memento_key_u64(key, 'd');
+				return memento_key_bytes(key, d.digest.b, sizeof d.digest.b);
+			}
 		}
 	}
 	/* No bytes to digest: the upstream's identity and fingerprint (which

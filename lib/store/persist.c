@@ -3,19 +3,26 @@
  * store (docs/design.md, "Persistence").
  *
  * The creating get of a key (the one thread of this process that the
- * entry's once-initialization chose) runs:
+ * entry's once-initialization chose) runs, over the store's tiers (the
+ * store, its next, ...; usually LMDB then Redis):
  *
  *   fp = fingerprint(args)
- *   read the record: fresh (same identity and fp, checksum, decode) -> done
- *   lock the key across processes (keylock.c), sleeping while another
- *     process computes it
- *   read again: another process may have just written it -> done
- *   create, outside every lock and transaction; encode; write and commit
- *   unlock
+ *   read each tier in turn: the first fresh record (same identity and fp,
+ *     checksum, decode) is the result, copied into the tiers before it
+ *   then tier by tier, take the key's exclusion and read that tier again:
+ *     LMDB: lock the key across processes (keylock.c), sleeping while
+ *       another process of the machine computes it
+ *     Redis: take the key's lease (lease.c); while another holds it, poll
+ *       the tier's record with a growing nap, and take the lease over when
+ *       it expires
+ *   create, outside every lock and transaction; encode once; write every
+ *     tier, the farthest first
+ *   release the exclusions, the nearest last
  *
- * So each missing key is created once per machine, and a waiting process
- * reads the result as soon as the creator's commit is followed by its
- * unlock.  No write transaction is open during create or encode.
+ * So each missing key is created once in all (once per lease), a waiter
+ * on the machine reads the result as soon as the creator's commit is
+ * followed by its unlock, and one on another machine at its next poll.
+ * No write transaction is open during create or encode.
  *
  * SPDX-License-Identifier: BSD-2-Clause
  */
@@ -79,6 +86,17 @@ void memento__persist_free(memento_class *cls)
 
 /* ---- the creating get ------------------------------------------------------- */
 
+/* A lease's waiter naps this long at first, then 1.5 times longer each
+ * time, up to lease_ns / 10 within [NAP_FIRST_NS, NAP_MAX_NS]. */
+#define NAP_FIRST_NS 1000000u /* 1 ms */
+#define NAP_MAX_NS 25000000u  /* 25 ms */
+
+/* What one tier's exclusion holds; on the creator's stack. */
+struct tier_hold {
+	struct memento__key_lock lock;
+	struct memento__lease lease;
+};
+
 /* One production: what its reads compare and what its write needs. */
 struct production {
 	memento_class *cls;
@@ -87,10 +105,17 @@ struct production {
 	struct memento__digest fingerprint;
 	struct memento__store_key store_key;
 	struct memento__counters *counters;
-	bool stale;  /* a read found the key's record with another fingerprint */
-	bool fault;  /* a read found it damaged, or failed; counted once */
+	memento_store *tiers[MEMENTO__STORE_TIERS_MAX];
+	unsigned int ntiers;
+	struct tier_hold holds[MEMENTO__STORE_TIERS_MAX];
+	bool copy_wanted;    /* the tier being read is not the first: keep the record */
+	unsigned char *copy; /* the fresh record read, for the nearer tiers */
+	size_t copy_len;
+	bool stale;        /* a read found the key's record with another fingerprint */
+	bool fault;        /* a read found it damaged, or failed; counted once */
+	bool remote_fault; /* ... in a Redis tier */
 	bool *created; /* out: create ran (counted in creations) */
-	void **made; /* out: the decoded object */
+	void **made;   /* out: the decoded object */
 };
 
 static int fresh_visit(const void *data, size_t len, void *ctx)
@@ -98,10 +123,8 @@ static int fresh_visit(const void *data, size_t len, void *ctx)
 	struct production *p = ctx;
 	memento_class *cls = p->cls;
 	struct memento__record r;
-	if (memento__record_parse(data, len, &r) != MEMENTO__RECORD_OK) {
-		p->fault = true;
+	if (memento__record_parse(data, len, &r) != MEMENTO__RECORD_OK)
 		return -EIO; /* damaged: recomputed and rewritten */
-	}
 	if (!memento__record_is(&r, cls->name, strlen(cls->name), p->key, p->key_len))
 		return -ENOENT; /* another identity whose hash collided: replaced */
 	if (memcmp(r.fingerprint.b, p->fingerprint.b, sizeof r.fingerprint.b) != 0) {
@@ -110,21 +133,62 @@ static int fresh_visit(const void *data, size_t len, void *ctx)
 	}
 	void *obj = NULL;
 	int rc = cls->persist->decode(&obj, r.payload, (size_t)r.payload_len, cls->ctx);
-	if (rc != 0) {
-		p->fault = true;
+	if (rc != 0)
 		return -EIO;
-	}
 	*p->made = obj;
+	if (p->copy_wanted) {
+		/* Out of memory: the nearer tiers go without. */
+		p->copy = malloc(len);
+		if (p->copy != NULL) {
+			memcpy(p->copy, data, len);
+			p->copy_len = len;
+		}
+	}
 	return 0;
 }
 
-/* 0 when the store held a fresh record, now decoded into *p->made. */
-static int read_fresh(struct production *p)
+static void count_write(struct production *p, memento_store *tier, int rc)
 {
-	int rc = memento__store_read(p->cls->persist->store, p->cls->name, &p->store_key,
-	                             fresh_visit, p);
-	if (rc != 0 && rc != -ENOENT)
-		p->fault = true; /* damaged, undecodable, or the store failed */
+	memento__count(p->counters, rc == 0 ? MEMENTO__STORE_WRITES : MEMENTO__STORE_ERRORS);
+	if (rc != 0 && memento__store_is_remote(tier))
+		memento__count(p->counters, MEMENTO__REMOTE_ERRORS);
+}
+
+/* Copies the record read from tier `upto` into the writable tiers before it. */
+static void fill_nearer(struct production *p, unsigned int upto)
+{
+	struct memento__record head;
+	if (p->copy == NULL ||
+	    memento__record_parse(p->copy, p->copy_len, &head) != MEMENTO__RECORD_OK)
+		upto = 0; /* cannot happen: the same bytes parsed in the visit */
+	for (unsigned int i = upto; i-- > 0;) {
+		if (memento__store_writable(p->tiers[i]))
+			count_write(p, p->tiers[i],
+			            memento__store_write(p->tiers[i], p->cls->name, &p->store_key, &head));
+	}
+	free(p->copy);
+	p->copy = NULL;
+}
+
+/* Reads tier i: 0 when it held a fresh record, now decoded into *p->made
+ * (and copied into the tiers before it), counted as a hit. */
+static int read_fresh(struct production *p, unsigned int i)
+{
+	memento_store *tier = p->tiers[i];
+	p->copy_wanted = i > 0;
+	int rc = memento__store_read(tier, p->cls->name, &p->store_key, fresh_visit, p);
+	if (rc == 0) {
+		memento__count(p->counters, MEMENTO__STORE_HITS);
+		if (memento__store_is_remote(tier))
+			memento__count(p->counters, MEMENTO__REMOTE_HITS);
+		if (i > 0)
+			fill_nearer(p, i);
+	} else if (rc != -ENOENT) {
+		/* damaged, undecodable, or the store failed */
+		p->fault = true;
+		if (memento__store_is_remote(tier))
+			p->remote_fault = true;
+	}
 	return rc;
 }
 
@@ -141,7 +205,9 @@ static void buf_abandoned(void *arg)
 	memento__buf_free(arg);
 }
 
-/* Encodes obj and writes its record; counts the write or the error. */
+/* Encodes obj and writes its record to every tier, the farthest first
+ * (a Redis tier's waiters poll it; the nearer tiers' wait on locks
+ * released after all writes); counts each write or error. */
 static void write_result(struct production *p, const void *obj, uint64_t compute_ns)
 {
 	memento_class *cls = p->cls;
@@ -153,28 +219,41 @@ static void write_result(struct production *p, const void *obj, uint64_t compute
 	pthread_cleanup_pop(0);
 	if (rc == 0)
 		rc = buf.err;
-	if (rc == 0) {
-		struct memento__record head = {
-			.created_ns = clock_ns(CLOCK_REALTIME),
-			.compute_ns = compute_ns,
-			.fingerprint = p->fingerprint,
-			.digest = memento__digest_of(buf.data, buf.len, 0),
-			.name = cls->name,
-			.name_len = (uint32_t)strlen(cls->name),
-			.key = p->key,
-			.key_len = p->key_len,
-			.payload = buf.data,
-			.payload_len = buf.len,
-		};
-		rc = memento__store_write(cls->persist->store, cls->name, &p->store_key, &head);
+	if (rc != 0) {
+		memento__buf_free(&buf);
+		memento__count(p->counters, MEMENTO__STORE_ERRORS);
+		return;
 	}
+	struct memento__record head = {
+		.created_ns = clock_ns(CLOCK_REALTIME),
+		.compute_ns = compute_ns,
+		.fingerprint = p->fingerprint,
+		.digest = memento__digest_of(buf.data, buf.len, 0),
+		.name = cls->name,
+		.name_len = (uint32_t)strlen(cls->name),
+		.key = p->key,
+		.key_len = p->key_len,
+		.payload = buf.data,
+		.payload_len = buf.len,
+	};
+	for (unsigned int i = p->ntiers; i-- > 0;)
+		count_write(p, p->tiers[i],
+		            memento__store_write(p->tiers[i], cls->name, &p->store_key, &head));
 	memento__buf_free(&buf);
-	memento__count(p->counters, rc == 0 ? MEMENTO__STORE_WRITES : MEMENTO__STORE_ERRORS);
 }
 
-static void unlock_abandoned(void *arg)
+/* Releases every tier's exclusion, the nearest last. */
+static void holds_release(struct production *p)
 {
-	memento__key_unlock(arg);
+	for (unsigned int i = p->ntiers; i-- > 0;) {
+		memento__redis_lease_release(&p->holds[i].lease);
+		memento__key_unlock(&p->holds[i].lock);
+	}
+}
+
+static void holds_abandoned(void *arg)
+{
+	holds_release(arg);
 }
 
 /* What a creation cancelled inside encode must destroy: its object, which
@@ -199,19 +278,16 @@ static void count_findings(const struct production *p, bool recomputing)
 		memento__count(p->counters, MEMENTO__STORE_STALE);
 	if (p->fault)
 		memento__count(p->counters, MEMENTO__STORE_ERRORS);
+	if (p->remote_fault)
+		memento__count(p->counters, MEMENTO__REMOTE_ERRORS);
 }
 
-/*
- * Under the key's lock (when l holds it): reads again, else creates and
- * writes.  1: a store hit; 0: created; else create's error.
- */
-static int create_locked(struct production *p, const void *args, bool locked)
+/* Creates (no fresh record in any tier, the exclusions held) and writes. */
+static int create_and_write(struct production *p, const void *args)
 {
 	memento_class *cls = p->cls;
-	if (locked && read_fresh(p) == 0)
-		return 1;
 	count_findings(p, true);
-	p->stale = p->fault = false;
+	p->stale = p->fault = p->remote_fault = false;
 
 	memento__count(p->counters, MEMENTO__CREATIONS);
 	*p->created = true;
@@ -221,7 +297,10 @@ static int create_locked(struct production *p, const void *args, bool locked)
 		memento__count(p->counters, MEMENTO__FAILURES);
 		return rc;
 	}
-	if (!memento__store_writable(cls->persist->store)) {
+	bool writable = false;
+	for (unsigned int i = 0; i < p->ntiers; i++)
+		writable |= memento__store_writable(p->tiers[i]);
+	if (!writable) {
 		memento__count(p->counters, MEMENTO__STORE_ERRORS); /* not stored */
 		return 0;
 	}
@@ -230,6 +309,78 @@ static int create_locked(struct production *p, const void *args, bool locked)
 	write_result(p, *p->made, clock_ns(CLOCK_MONOTONIC) - t0);
 	pthread_cleanup_pop(0);
 	return 0;
+}
+
+static bool deadline_passed(const struct timespec *deadline, uint64_t *left_ns)
+{
+	uint64_t now = clock_ns(CLOCK_MONOTONIC);
+	uint64_t at = (uint64_t)deadline->tv_sec * 1000000000u + (uint64_t)deadline->tv_nsec;
+	*left_ns = at > now ? at - now : 0;
+	return at <= now;
+}
+
+/* Takes tier i's lease, waiting while another holds it.  1: a fresh record
+ * came (a hit); 0: go on (lease held, or the tier is away: computed
+ * without it); -ETIMEDOUT: the deadline passed while it waited. */
+static int lease_wait(struct production *p, unsigned int i, const struct timespec *deadline)
+{
+	memento_store *tier = p->tiers[i];
+	uint64_t nap = NAP_FIRST_NS, nap_max = memento__store_lease_ns(tier) / 10;
+	nap_max = nap_max < NAP_FIRST_NS ? NAP_FIRST_NS : nap_max > NAP_MAX_NS ? NAP_MAX_NS : nap_max;
+	bool waited = false;
+	for (;;) {
+		int rc = memento__store_lease_take(tier, p->cls->name, &p->store_key,
+		                                   &p->holds[i].lease);
+		if (rc == 0)
+			return read_fresh(p, i) == 0 ? 1 : 0; /* published just before? */
+		if (rc != -EBUSY) {
+			p->fault = p->remote_fault = true;
+			return 0;
+		}
+		if (!waited) {
+			waited = true;
+			memento__count(p->counters, MEMENTO__REMOTE_WAITS);
+		}
+		if (deadline != NULL) {
+			uint64_t left;
+			if (deadline_passed(deadline, &left))
+				return -ETIMEDOUT;
+			if (nap > left)
+				nap = left;
+		}
+		/* A cancellation point: the caller's handler releases the holds. */
+		struct timespec ts = { (time_t)(nap / 1000000000u), (long)(nap % 1000000000u) };
+		nanosleep(&ts, NULL);
+		rc = read_fresh(p, i);
+		if (rc == 0)
+			return 1;
+		if (rc != -ENOENT)
+			return 0; /* the tier is away, or its record bad: compute */
+		nap += nap / 2;
+		if (nap > nap_max)
+			nap = nap_max;
+	}
+}
+
+/* Takes tier i's exclusion and reads it again (see the top of the file);
+ * returns as lease_wait does. */
+static int exclude(struct production *p, unsigned int i, const struct timespec *deadline)
+{
+	memento_store *tier = p->tiers[i];
+	if (!memento__store_writable(tier))
+		return 0;
+	if (memento__store_is_remote(tier))
+		return lease_wait(p, i, deadline);
+	if (!memento__store_has_key_locks(tier))
+		return 0;
+	/* The 64 bits of the key's identity past the class's. */
+	uint64_t h = XXH3_64bits_withSeed(p->store_key.b, sizeof p->store_key.b, 0);
+	int rc = memento__key_lock(tier, h, deadline, &p->holds[i].lock);
+	if (rc == 0)
+		return read_fresh(p, i) == 0 ? 1 : 0;
+	if (rc != -ETIMEDOUT)
+		p->fault = true; /* no lock: create all the same */
+	return rc == -ETIMEDOUT ? rc : 0;
 }
 
 int memento__persist_produce(memento_class *cls, const unsigned char *key, uint32_t key_len,
@@ -252,37 +403,30 @@ int memento__persist_produce(memento_class *cls, const unsigned char *key, uint3
 	if (rc != 0)
 		return rc;
 	memento__store_key_of(cls, key, key_len, &p.store_key);
-	memento_store *store = cls->persist->store;
+	for (memento_store *t = cls->persist->store; t != NULL; t = memento__store_next(t))
+		p.tiers[p.ntiers++] = t;
 
-	if (read_fresh(&p) == 0) {
-		rc = 1;
-	} else {
-		struct memento__key_lock lock = { 0 };
-		/* Covers the wait, the read under the lock (decode), create and
-		 * encode: a cancelled creator releases the key. */
-		pthread_cleanup_push(unlock_abandoned, &lock);
-		bool locked = false;
-		if (memento__store_writable(store) && memento__store_has_key_locks(store)) {
-			/* The 64 bits of the key's identity past the class's. */
-			uint64_t h = XXH3_64bits_withSeed(p.store_key.b, sizeof p.store_key.b, 0);
-			rc = memento__key_lock(store, h, deadline, &lock);
-			locked = rc == 0;
-			if (rc != 0 && rc != -ETIMEDOUT)
-				p.fault = true; /* no lock: create all the same */
-		}
-		if (rc == -ETIMEDOUT) {
-			out->lock_timed_out = true; /* no outcome: see get.c */
+	for (unsigned int i = 0; i < p.ntiers; i++) {
+		if (read_fresh(&p, i) == 0) {
 			count_findings(&p, false);
-		} else {
-			rc = create_locked(&p, args, locked);
+			return 0;
 		}
-		pthread_cleanup_pop(0);
-		memento__key_unlock(&lock);
 	}
-	if (rc == 1) {
+	/* Covers the waits, the reads under the exclusions (decode), create
+	 * and encode: a cancelled creator releases every key. */
+	pthread_cleanup_push(holds_abandoned, &p);
+	for (unsigned int i = 0; i < p.ntiers && rc == 0; i++)
+		rc = exclude(&p, i, deadline);
+	if (rc == -ETIMEDOUT) {
+		out->lock_timed_out = true; /* no outcome: see get.c */
 		count_findings(&p, false);
-		memento__count(counters, MEMENTO__STORE_HITS);
+	} else if (rc == 1) {
+		count_findings(&p, false);
 		rc = 0;
+	} else {
+		rc = create_and_write(&p, args);
 	}
+	pthread_cleanup_pop(0);
+	holds_release(&p);
 	return rc;
 }

@@ -1,33 +1,31 @@
 /*
  * A Redis server as a place to keep records: connections (hiredis), each
  * command bounded by a timeout, GET and SET of one record.  A store opened
- * with a redis:// URI reads and writes its records here (store.c); the
- * Redis tier's leases and tiering are not built yet (issue 12).
+ * with a redis:// URI reads and writes its records here (store.c); its
+ * leases, one computation per key across machines, are lease.c's.
  *
  * A hiredis context serves one thread at a time: idle connections wait in
  * a small pool under a mutex, a get takes one or connects a new one
  * (connect, AUTH, SELECT, each within the timeout), and gives it back
  * unless it failed (a connection that failed is closed: the next command
- * connects again, which is how a restarted server is found).  Commands
- * are built with the argv forms: no key or value is ever formatted into
- * a command.
+ * connects again, which is how a restarted server is found).  A command
+ * that times out makes the store quiet for a while (quiet_until_ns):
+ * commands fail at once, so that a stalled server costs a get one timeout,
+ * not one per step.  Commands are built with the argv forms: no key or
+ * value is ever formatted into a command.
  *
  * SPDX-License-Identifier: BSD-2-Clause
  */
-#include "internal.h"
+#include "store/redis.h"
 
 #include <errno.h>
-#include <hiredis/hiredis.h>
+#include <time.h>
 
-#define POOL_MAX 8
-
-struct memento__redis {
-	struct memento__redis_target target;
-	struct timeval timeout;
-	pthread_mutex_t lock; /* the pool */
-	redisContext *idle[POOL_MAX];
-	unsigned int nidle;
-};
+/* How long a store stays quiet after a timeout: this many timeouts,
+ * within the bounds below. */
+#define QUIET_TIMEOUTS 5
+#define QUIET_MIN_NS 100000000u            /* 100 ms */
+#define QUIET_MAX_NS ((uint64_t)30000000000u) /* 30 s */
 
 static struct timeval timeval_of(uint64_t ns)
 {
@@ -35,8 +33,14 @@ static struct timeval timeval_of(uint64_t ns)
 		                 .tv_usec = (suseconds_t)(ns % 1000000000u / 1000u) };
 }
 
-/* A failed connection or command as a negative errno. */
-static int context_error(const redisContext *c)
+uint64_t memento__redis_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int memento__redis_context_error(const redisContext *c)
 {
 	switch (c->err) {
 	case REDIS_ERR_IO:
@@ -54,15 +58,13 @@ static int context_error(const redisContext *c)
 	}
 }
 
-/* Runs one command on c; *reply is the server's answer (freed by the
- * caller), or the error: the context's, or -EPROTO for an error reply. */
-static int command(redisContext *c, int argc, const char **argv, const size_t *lens,
+int memento__redis_command(redisContext *c, int argc, const char **argv, const size_t *lens,
                    redisReply **reply)
 {
 	errno = 0;
 	*reply = redisCommandArgv(c, argc, argv, lens);
 	if (*reply == NULL)
-		return context_error(c);
+		return memento__redis_context_error(c);
 	return (*reply)->type == REDIS_REPLY_ERROR ? -EPROTO : 0;
 }
 
@@ -79,9 +81,9 @@ static int connect_one(struct memento__redis *r, redisContext **out)
 		rc = -ENOMEM;
 	else if (c->err)
 		rc = c->err == REDIS_ERR_IO && errno == ECONNREFUSED ? -ECONNREFUSED
-		                                                     : context_error(c);
+		                                                     : memento__redis_context_error(c);
 	if (rc == 0 && redisSetTimeout(c, r->timeout) != REDIS_OK)
-		rc = context_error(c);
+		rc = memento__redis_context_error(c);
 	redisReply *reply = NULL;
 	if (rc == 0 && t->password != NULL) {
 		const char *argv[3] = { "AUTH", t->user, t->password };
@@ -90,7 +92,7 @@ static int connect_one(struct memento__redis *r, redisContext **out)
 			argv[1] = t->password;
 			lens[1] = lens[2];
 		}
-		rc = command(c, t->user != NULL ? 3 : 2, argv, lens, &reply);
+		rc = memento__redis_command(c, t->user != NULL ? 3 : 2, argv, lens, &reply);
 		if (rc == -EPROTO)
 			rc = -EACCES;
 		freeReplyObject(reply);
@@ -101,7 +103,7 @@ static int connect_one(struct memento__redis *r, redisContext **out)
 		int n = snprintf(db, sizeof db, "%d", t->db);
 		const char *argv[2] = { "SELECT", db };
 		size_t lens[2] = { 6, (size_t)n };
-		rc = command(c, 2, argv, lens, &reply);
+		rc = memento__redis_command(c, 2, argv, lens, &reply);
 		freeReplyObject(reply);
 		if (rc == -EPROTO)
 			rc = -EINVAL; /* no such database */
@@ -116,21 +118,40 @@ static int connect_one(struct memento__redis *r, redisContext **out)
 	return 0;
 }
 
-static int take(struct memento__redis *r, redisContext **c)
+/* A timeout: quiet for a while (see the top of the file). */
+static void quiet_after(struct memento__redis *r, int rc)
 {
+	if (rc != -ETIMEDOUT)
+		return;
+	uint64_t quiet = r->timeout_ns * QUIET_TIMEOUTS;
+	quiet = quiet < QUIET_MIN_NS ? QUIET_MIN_NS : quiet > QUIET_MAX_NS ? QUIET_MAX_NS : quiet;
+	atomic_store_explicit(&r->quiet_until_ns, memento__redis_now_ns() + quiet,
+	                      memory_order_relaxed);
+}
+
+int memento__redis_take(struct memento__redis *r, redisContext **c)
+{
+	uint64_t quiet = atomic_load_explicit(&r->quiet_until_ns, memory_order_relaxed);
+	if (quiet != 0 && memento__redis_now_ns() < quiet)
+		return -ETIMEDOUT;
 	pthread_mutex_lock(&r->lock);
 	*c = r->nidle > 0 ? r->idle[--r->nidle] : NULL;
 	pthread_mutex_unlock(&r->lock);
-	return *c != NULL ? 0 : connect_one(r, c);
+	if (*c != NULL)
+		return 0;
+	int rc = connect_one(r, c);
+	quiet_after(r, rc);
+	return rc;
 }
 
 /* Back to the pool, or closed when it failed (or the pool is full). */
-static void give_back(struct memento__redis *r, redisContext *c, int rc)
+void memento__redis_give_back(struct memento__redis *r, redisContext *c, int rc)
 {
+	quiet_after(r, rc);
 	bool broken = c->err != 0 || (rc != 0 && rc != -EPROTO && rc != -ENOENT);
 	if (!broken) {
 		pthread_mutex_lock(&r->lock);
-		if (r->nidle < POOL_MAX) {
+		if (r->nidle < MEMENTO__REDIS_POOL_MAX) {
 			r->idle[r->nidle++] = c;
 			c = NULL;
 		}
@@ -140,7 +161,27 @@ static void give_back(struct memento__redis *r, redisContext *c, int rc)
 		redisFree(c);
 }
 
-int memento__redis_open(struct memento__redis **out, const char *uri, uint64_t timeout_ns)
+/* A cluster node answers commands for its own slots only, and redirects
+ * the others (MOVED): hiredis 0.14 cannot follow, so a node is refused at
+ * open, clearly, rather than failing most gets later.  A server that
+ * forbids INFO (an ACL) is taken as it is. */
+static int cluster_check(redisContext *c)
+{
+	const char *argv[2] = { "INFO", "cluster" };
+	size_t lens[2] = { 4, 7 };
+	redisReply *reply;
+	int rc = memento__redis_command(c, 2, argv, lens, &reply);
+	if (rc == 0 && reply->type == REDIS_REPLY_STRING &&
+	    strstr(reply->str, "cluster_enabled:1") != NULL)
+		rc = -ENOTSUP;
+	if (rc == -EPROTO)
+		rc = 0;
+	freeReplyObject(reply);
+	return rc;
+}
+
+int memento__redis_open(struct memento__redis **out, const char *uri, uint64_t timeout_ns,
+                        uint64_t lease_ns)
 {
 	struct memento__redis *r = calloc(1, sizeof *r);
 	if (r == NULL)
@@ -150,17 +191,22 @@ int memento__redis_open(struct memento__redis **out, const char *uri, uint64_t t
 		free(r);
 		return rc;
 	}
-	r->timeout = timeval_of(timeout_ns != 0 ? timeout_ns : MEMENTO__REDIS_TIMEOUT_NS);
+	r->timeout_ns = timeout_ns != 0 ? timeout_ns : MEMENTO__REDIS_TIMEOUT_NS;
+	r->timeout = timeval_of(r->timeout_ns);
 	pthread_mutex_init(&r->lock, NULL);
-	/* One connection now: a wrong password or an unreachable server is
-	 * the open's error, not every get's. */
+	memento__leases_init(r, lease_ns != 0 ? lease_ns : MEMENTO__REDIS_LEASE_NS);
+	/* One connection now: a wrong password, an unreachable server or a
+	 * cluster is the open's error, not every get's. */
 	redisContext *c;
 	rc = connect_one(r, &c);
+	if (rc == 0) {
+		rc = cluster_check(c);
+		memento__redis_give_back(r, c, rc);
+	}
 	if (rc != 0) {
 		memento__redis_close(r);
 		return rc;
 	}
-	give_back(r, c, 0);
 	*out = r;
 	return 0;
 }
@@ -176,6 +222,7 @@ void memento__redis_close(struct memento__redis *r)
 {
 	if (r == NULL)
 		return;
+	memento__leases_stop(r); /* its renewer uses the pool */
 	drop_idle(r);
 	pthread_mutex_destroy(&r->lock);
 	memento__redis_target_free(&r->target);
@@ -186,7 +233,7 @@ int memento__redis_get(struct memento__redis *r, const void *key, size_t key_len
                        memento__store_visit_fn visit, void *ctx)
 {
 	redisContext *c;
-	int rc = take(r, &c);
+	int rc = memento__redis_take(r, &c);
 	if (rc != 0)
 		return rc;
 	const char *argv[2] = { "GET", key };
@@ -194,7 +241,7 @@ int memento__redis_get(struct memento__redis *r, const void *key, size_t key_len
 	redisReply *reply;
 	/* Off through visit too: the connection and the reply would leak. */
 	int cancel = memento__cancel_off();
-	rc = command(c, 2, argv, lens, &reply);
+	rc = memento__redis_command(c, 2, argv, lens, &reply);
 	if (rc == 0) {
 		if (reply->type == REDIS_REPLY_NIL)
 			rc = -ENOENT;
@@ -204,7 +251,7 @@ int memento__redis_get(struct memento__redis *r, const void *key, size_t key_len
 			rc = visit(reply->str, reply->len, ctx);
 	}
 	freeReplyObject(reply);
-	give_back(r, c, rc);
+	memento__redis_give_back(r, c, rc);
 	memento__cancel_restore(cancel);
 	return rc;
 }
@@ -213,27 +260,26 @@ int memento__redis_set(struct memento__redis *r, const void *key, size_t key_len
                        const void *value, size_t value_len)
 {
 	redisContext *c;
-	int rc = take(r, &c);
+	int rc = memento__redis_take(r, &c);
 	if (rc != 0)
 		return rc;
 	const char *argv[3] = { "SET", key, value };
 	size_t lens[3] = { 3, key_len, value_len };
 	redisReply *reply;
 	int cancel = memento__cancel_off();
-	rc = command(c, 3, argv, lens, &reply);
+	rc = memento__redis_command(c, 3, argv, lens, &reply);
 	memento__cancel_restore(cancel);
 	freeReplyObject(reply);
-	give_back(r, c, rc);
+	memento__redis_give_back(r, c, rc);
 	return rc;
 }
 
-/* "mementos:" name ":{" hex(key) "}", NUL-terminated; NULL when out of
- * memory.  *len gets its length. */
-static char *record_key(const char *name, const struct memento__store_key *key, size_t *len)
+char *memento__redis_key(const char *name, const struct memento__store_key *key,
+                         const char *suffix, size_t *len)
 {
 	static const char hex[] = "0123456789abcdef";
-	size_t name_len = strlen(name);
-	size_t n = sizeof "mementos:" - 1 + name_len + 2 + 2 * sizeof key->b + 1;
+	size_t name_len = strlen(name), suffix_len = strlen(suffix);
+	size_t n = sizeof "mementos:" - 1 + name_len + 2 + 2 * sizeof key->b + 1 + suffix_len;
 	char *out = malloc(n + 1);
 	if (out == NULL)
 		return NULL;
@@ -249,7 +295,7 @@ static char *record_key(const char *name, const struct memento__store_key *key, 
 		*w++ = hex[key->b[i] & 15];
 	}
 	*w++ = '}';
-	*w = '\0';
+	memcpy(w, suffix, suffix_len + 1);
 	*len = n;
 	return out;
 }
@@ -259,7 +305,7 @@ int memento__redis_get_record(struct memento__redis *r, const char *name,
                               memento__store_visit_fn visit, void *ctx)
 {
 	size_t len;
-	char *k = record_key(name, key, &len);
+	char *k = memento__redis_key(name, key, "", &len);
 	if (k == NULL)
 		return -ENOMEM;
 	int rc = memento__redis_get(r, k, len, visit, ctx);
@@ -275,7 +321,7 @@ int memento__redis_set_record(struct memento__redis *r, const char *name,
 	if (size == 0)
 		return -E2BIG;
 	size_t len;
-	char *k = record_key(name, key, &len);
+	char *k = memento__redis_key(name, key, "", &len);
 	unsigned char *v = malloc(size);
 	int rc = -ENOMEM;
 	if (k != NULL && v != NULL) {
@@ -289,14 +335,18 @@ int memento__redis_set_record(struct memento__redis *r, const char *name,
 
 void memento__redis_fork_prepare(struct memento__redis *r)
 {
-	if (r != NULL)
-		pthread_mutex_lock(&r->lock);
+	if (r == NULL)
+		return;
+	memento__leases_fork_prepare(r);
+	pthread_mutex_lock(&r->lock);
 }
 
 void memento__redis_fork_parent(struct memento__redis *r)
 {
-	if (r != NULL)
-		pthread_mutex_unlock(&r->lock);
+	if (r == NULL)
+		return;
+	pthread_mutex_unlock(&r->lock);
+	memento__leases_fork_parent(r);
 }
 
 void memento__redis_fork_child(struct memento__redis *r)
@@ -308,4 +358,5 @@ void memento__redis_fork_child(struct memento__redis *r)
 	 * parent had taken are theirs; the child never sees them again.) */
 	drop_idle(r);
 	pthread_mutex_unlock(&r->lock);
+	memento__leases_fork_child(r);
 }

@@ -6,6 +6,8 @@
  *   record.c    the record format: header, checksum, digest (record.h)
  *   store.c     the environment: open, reads and writes, map growth, fork
  *   keylock.c   one computation per key across processes: OFD byte locks
+ *   uri.c, redis.c  a store on a Redis server: addresses, connections, records
+ *   lease.c     one computation per key across machines: Redis leases
  *   buf.c       memento_buf, what encode writes into
  *   persist.c   a class's persistence: the creating get through the store
  *   fingerprint.c  fingerprints and memento_key_result
@@ -23,6 +25,9 @@
  *     (without closing it, which would release the parent's locks held
  *     through the same files) and reopens on first use;
  *   - one environment per directory per process: a second open is -EBUSY.
+ *
+ * A store may name a next tier (options.next): persist.c reads the tiers
+ * in order and fills the nearer ones from a hit further on.
  *
  * SPDX-License-Identifier: BSD-2-Clause
  */
@@ -66,6 +71,7 @@ struct memento_store {
 	_Atomic uint32_t users; /* classes using it: checked at close */
 	struct memento__key_locks locks; /* this process's key locks (keylock.c) */
 	struct memento__redis *redis;   /* a Redis store (redis.c): no env, no locks */
+	memento_store *tier_next;       /* options.next, or NULL */
 	memento_store *prev, *next;     /* the registry, under registry_lock */
 };
 
@@ -239,6 +245,7 @@ static void fork_handlers_register(void);
 
 static int redis_open(memento_store *s, const char *uri, const memento_store_options *o,
                       memento_store **out);
+static int lmdb_open(memento_store *s, const char *path, const memento_store_options *o);
 static void registry_add(memento_store *s);
 
 static int store_open(memento_store **store, const char *path,
@@ -255,6 +262,11 @@ static int store_open(memento_store **store, const char *path,
 	}
 	if (o.flags & ~(MEMENTO_STORE_READONLY | MEMENTO_STORE_NOSYNC))
 		return -EINVAL;
+	unsigned int tiers = 1;
+	for (const memento_store *t = o.next; t != NULL; t = t->tier_next)
+		tiers++;
+	if (tiers > MEMENTO__STORE_TIERS_MAX)
+		return -EINVAL;
 	pthread_once(&fork_once, fork_handlers_register);
 
 	memento_store *s = calloc(1, sizeof *s);
@@ -262,9 +274,23 @@ static int store_open(memento_store **store, const char *path,
 		return -ENOMEM;
 	pthread_mutex_init(&s->lock, NULL);
 	s->flags = o.flags;
-	if (memento__is_redis_uri(path))
-		return redis_open(s, path, &o, store);
-	s->map_size = o.map_size != 0 ? o.map_size : DEFAULT_MAP_SIZE;
+	s->tier_next = o.next;
+	int rc;
+	if (memento__is_redis_uri(path)) {
+		rc = redis_open(s, path, &o, store);
+	} else {
+		rc = lmdb_open(s, path, &o);
+		if (rc == 0)
+			*store = s;
+	}
+	if (rc == 0 && o.next != NULL)
+		memento__store_use(o.next, +1);
+	return rc;
+}
+
+static int lmdb_open(memento_store *s, const char *path, const memento_store_options *o)
+{
+	s->map_size = o->map_size != 0 ? o->map_size : DEFAULT_MAP_SIZE;
 	s->path = strdup(path);
 	s->lock_path = path_join(path, "keys.lock");
 	if (s->path == NULL || s->lock_path == NULL) {
@@ -272,7 +298,7 @@ static int store_open(memento_store **store, const char *path,
 		return -ENOMEM;
 	}
 	struct stat st;
-	int rc = directory_ready(path, !(o.flags & MEMENTO_STORE_READONLY), &st);
+	int rc = directory_ready(path, !(o->flags & MEMENTO_STORE_READONLY), &st);
 	if (rc != 0) {
 		store_free(s);
 		return rc;
@@ -297,12 +323,9 @@ static int store_open(memento_store **store, const char *path,
 		registry_add(s);
 	}
 	pthread_mutex_unlock(&registry_lock);
-	if (rc != 0) {
+	if (rc != 0)
 		store_free(s);
-		return rc;
-	}
-	*store = s;
-	return 0;
+	return rc;
 }
 
 /* Links s into the registry (its fork handler finds it there). */
@@ -317,7 +340,7 @@ static void registry_add(memento_store *s)
 static int redis_open(memento_store *s, const char *uri, const memento_store_options *o,
                       memento_store **out)
 {
-	int rc = memento__redis_open(&s->redis, uri, o->timeout_ns);
+	int rc = memento__redis_open(&s->redis, uri, o->timeout_ns, o->lease_ns);
 	if (rc != 0) {
 		store_free(s);
 		return rc;
@@ -360,6 +383,8 @@ void memento_store_close(memento_store *s)
 		env_free(se);
 	memento__key_locks_close(s);
 	memento__redis_close(s->redis);
+	if (s->tier_next != NULL)
+		memento__store_use(s->tier_next, -1);
 	store_free(s);
 }
 
@@ -381,6 +406,27 @@ bool memento__store_writable(const memento_store *s)
 bool memento__store_has_key_locks(const memento_store *s)
 {
 	return s->redis == NULL;
+}
+
+bool memento__store_is_remote(const memento_store *s)
+{
+	return s->redis != NULL;
+}
+
+memento_store *memento__store_next(const memento_store *s)
+{
+	return s->tier_next;
+}
+
+uint64_t memento__store_lease_ns(const memento_store *s)
+{
+	return memento__redis_lease_ns(s->redis);
+}
+
+int memento__store_lease_take(memento_store *s, const char *name,
+                              const struct memento__store_key *key, struct memento__lease *l)
+{
+	return memento__redis_lease_take(s->redis, name, key, l);
 }
 
 const char *memento__store_lock_path(const memento_store *s)

@@ -1,0 +1,310 @@
+/*
+ * Leases: one computation per key across every process and machine that
+ * shares a Redis store (docs/design.md, "The Redis tier").
+ *
+ * A lease is the key "mementos:" class ":{" hex "}:lease" (the record's
+ * hash tag: one slot) holding a random token, set with SET NX PX lease_ns:
+ * the process that sets it computes; the others poll the record
+ * (persist.c).  While the holder computes, this file's renewer thread
+ * extends each held lease every lease_ns / 3, and only while the token
+ * is still the holder's; the holder deletes it only while it is still
+ * its own.  Both checks are one Lua script each, so they are atomic in
+ * the server.  A holder that dies stops renewing: its lease expires
+ * within lease_ns and a waiter takes it over.  A holder that stalls past
+ * its lease (stopped, or cut off from the server) may find its key taken
+ * over: both compute and both write a whole record of the same identity
+ * and fingerprint, and each reader gets one of them, checked whole.
+ *
+ * The renewer is one thread per store, started by the first lease and
+ * joined at close; signals blocked.  It renews every held lease in one
+ * pipelined round trip, from copies taken under the list's lock, so that
+ * a slow server never holds up a lease's release.
+ *
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+#include "store/redis.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+/* Extends KEYS[1] by ARGV[2] ms while it holds ARGV[1]: 1, else 0. */
+static const char RENEW[] = "if redis.call('get', KEYS[1]) == ARGV[1] then "
+                            "return redis.call('pexpire', KEYS[1], ARGV[2]) "
+                            "else return 0 end";
+/* Deletes KEYS[1] while it holds ARGV[1]: 1, else 0. */
+static const char RELEASE[] = "if redis.call('get', KEYS[1]) == ARGV[1] then "
+                              "return redis.call('del', KEYS[1]) "
+                              "else return 0 end";
+
+/* ---- the list and its renewer ----------------------------------------------------- */
+
+void memento__leases_init(struct memento__redis *r, uint64_t lease_ns)
+{
+	struct memento__leases *ls = &r->leases;
+	pthread_mutex_init(&ls->lock, NULL);
+	pthread_condattr_t attr;
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&ls->wake, &attr);
+	pthread_condattr_destroy(&attr);
+	ls->lease_ns = lease_ns;
+}
+
+uint64_t memento__redis_lease_ns(const struct memento__redis *r)
+{
+	return r->leases.lease_ns;
+}
+
+/* The lease's length as Redis reads it: decimal milliseconds, at least 1. */
+static int lease_ms(const struct memento__leases *ls, char *out, size_t n)
+{
+	uint64_t ms = ls->lease_ns / 1000000u;
+	return snprintf(out, n, "%llu", (unsigned long long)(ms != 0 ? ms : 1));
+}
+
+struct renewal {
+	char *key;
+	size_t key_len;
+	char token[MEMENTO__LEASE_TOKEN];
+};
+
+/* Renews each of n leases: one round trip, pipelined. */
+static void renew_all(struct memento__redis *r, const struct renewal *w, size_t n)
+{
+	char ms[24];
+	size_t ms_len = (size_t)lease_ms(&r->leases, ms, sizeof ms);
+	redisContext *c;
+	int rc = memento__redis_take(r, &c);
+	if (rc != 0)
+		return; /* the server is away: the waiters will find it so too */
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		const char *argv[6] = { "EVAL", RENEW, "1", w[i].key, w[i].token, ms };
+		size_t lens[6] = { 4, sizeof RENEW - 1, 1, w[i].key_len, sizeof w[i].token, ms_len };
+		if (redisAppendCommandArgv(c, 6, argv, lens) != REDIS_OK)
+			rc = memento__redis_context_error(c);
+	}
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		void *reply = NULL;
+		errno = 0;
+		if (redisGetReply(c, &reply) != REDIS_OK)
+			rc = memento__redis_context_error(c);
+		/* A 0 is a lease lost (expired, taken over): its holder goes on
+		 * and writes a whole record all the same. */
+		freeReplyObject(reply);
+	}
+	memento__redis_give_back(r, c, rc);
+}
+
+/* Copies of the held leases (under ls->lock): *n of them, or NULL. */
+static struct renewal *held_copy(struct memento__leases *ls, size_t *n)
+{
+	size_t count = 0;
+	for (struct memento__lease *l = ls->held; l != NULL; l = l->next)
+		count++;
+	*n = 0;
+	if (count == 0)
+		return NULL;
+	struct renewal *w = calloc(count, sizeof *w);
+	if (w == NULL)
+		return NULL;
+	for (struct memento__lease *l = ls->held; l != NULL; l = l->next) {
+		w[*n].key = malloc(l->key_len);
+		if (w[*n].key == NULL)
+			break;
+		memcpy(w[*n].key, l->key, l->key_len);
+		w[*n].key_len = l->key_len;
+		memcpy(w[*n].token, l->token, sizeof l->token);
+		(*n)++;
+	}
+	return w;
+}
+
+static void *renewer_main(void *arg)
+{
+	struct memento__redis *r = arg;
+	struct memento__leases *ls = &r->leases;
+	pthread_mutex_lock(&ls->lock);
+	while (!ls->stopping) {
+		uint64_t at = memento__redis_now_ns() + ls->lease_ns / 3;
+		struct timespec ts = { (time_t)(at / 1000000000u), (long)(at % 1000000000u) };
+		while (!ls->stopping && pthread_cond_timedwait(&ls->wake, &ls->lock, &ts) != ETIMEDOUT)
+			;
+		if (ls->stopping)
+			break;
+		size_t n;
+		struct renewal *w = held_copy(ls, &n);
+		pthread_mutex_unlock(&ls->lock);
+		if (n > 0)
+			renew_all(r, w, n);
+		for (size_t i = 0; i < n; i++)
+			free(w[i].key);
+		free(w);
+		pthread_mutex_lock(&ls->lock);
+	}
+	pthread_mutex_unlock(&ls->lock);
+	return NULL;
+}
+
+/* Under ls->lock.  Without a renewer a lease still holds for lease_ns:
+ * a failed start costs only the renewals. */
+static void renewer_start(struct memento__redis *r)
+{
+	struct memento__leases *ls = &r->leases;
+	if (ls->renewer_running || ls->stopping)
+		return;
+	/* Signals are the application's: none is delivered to this thread. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	ls->renewer_running = pthread_create(&ls->renewer, NULL, renewer_main, r) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+void memento__leases_stop(struct memento__redis *r)
+{
+	struct memento__leases *ls = &r->leases;
+	pthread_mutex_lock(&ls->lock);
+	ls->stopping = true;
+	bool running = ls->renewer_running;
+	ls->renewer_running = false;
+	pthread_cond_broadcast(&ls->wake);
+	pthread_mutex_unlock(&ls->lock);
+	if (running)
+		pthread_join(ls->renewer, NULL);
+	pthread_cond_destroy(&ls->wake);
+	pthread_mutex_destroy(&ls->lock);
+}
+
+void memento__leases_fork_prepare(struct memento__redis *r)
+{
+	pthread_mutex_lock(&r->leases.lock);
+}
+
+void memento__leases_fork_parent(struct memento__redis *r)
+{
+	pthread_mutex_unlock(&r->leases.lock);
+}
+
+void memento__leases_fork_child(struct memento__redis *r)
+{
+	struct memento__leases *ls = &r->leases;
+	/* The parent's leases and renewer stay the parent's.  The condition
+	 * variable may record the parent's renewer as a waiter: made anew. */
+	ls->held = NULL;
+	ls->generation++;
+	ls->renewer_running = false;
+	pthread_condattr_t attr;
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&ls->wake, &attr);
+	pthread_condattr_destroy(&attr);
+	pthread_mutex_unlock(&ls->lock);
+}
+
+/* ---- one lease ---------------------------------------------------------------------- */
+
+/* A token no other holder has: 16 random bytes in hex. */
+static void token_make(char out[MEMENTO__LEASE_TOKEN])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char b[MEMENTO__LEASE_TOKEN / 2];
+	if (getrandom(b, sizeof b, GRND_NONBLOCK) != (ssize_t)sizeof b) {
+		/* No entropy yet (early boot): unique enough by process,
+		 * time and stack address. */
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		uint64_t seed[4] = { (uint64_t)getpid(), (uint64_t)ts.tv_sec, (uint64_t)ts.tv_nsec,
+			             (uint64_t)(uintptr_t)out };
+		XXH128_hash_t h = XXH3_128bits(seed, sizeof seed);
+		memcpy(b, &h.low64, 8);
+		memcpy(b + 8, &h.high64, 8);
+	}
+	for (size_t i = 0; i < sizeof b; i++) {
+		out[2 * i] = hex[b[i] >> 4];
+		out[2 * i + 1] = hex[b[i] & 15];
+	}
+}
+
+int memento__redis_lease_take(struct memento__redis *r, const char *name,
+                              const struct memento__store_key *key, struct memento__lease *l)
+{
+	struct memento__leases *ls = &r->leases;
+	l->redis = NULL;
+	l->key = memento__redis_key(name, key, ":lease", &l->key_len);
+	if (l->key == NULL)
+		return -ENOMEM;
+	token_make(l->token);
+	char ms[24];
+	size_t ms_len = (size_t)lease_ms(ls, ms, sizeof ms);
+	const char *argv[6] = { "SET", l->key, l->token, "NX", "PX", ms };
+	size_t lens[6] = { 3, l->key_len, sizeof l->token, 2, 2, ms_len };
+	int cancel = memento__cancel_off(); /* the connection would leak */
+	redisContext *c;
+	int rc = memento__redis_take(r, &c);
+	if (rc == 0) {
+		redisReply *reply;
+		rc = memento__redis_command(c, 6, argv, lens, &reply);
+		if (rc == 0 && reply->type == REDIS_REPLY_NIL)
+			rc = -EBUSY; /* another holder's */
+		else if (rc == 0 && reply->type != REDIS_REPLY_STATUS)
+			rc = -EPROTO;
+		freeReplyObject(reply);
+		memento__redis_give_back(r, c, rc == -EBUSY ? 0 : rc);
+	}
+	if (rc == 0) {
+		pthread_mutex_lock(&ls->lock);
+		l->redis = r;
+		l->generation = ls->generation;
+		l->prev = NULL;
+		l->next = ls->held;
+		if (ls->held != NULL)
+			ls->held->prev = l;
+		ls->held = l;
+		renewer_start(r);
+		pthread_mutex_unlock(&ls->lock);
+	} else {
+		free(l->key);
+		l->key = NULL;
+	}
+	memento__cancel_restore(cancel);
+	return rc;
+}
+
+void memento__redis_lease_release(struct memento__lease *l)
+{
+	struct memento__redis *r = l->redis;
+	if (r == NULL)
+		return;
+	struct memento__leases *ls = &r->leases;
+	int cancel = memento__cancel_off();
+	pthread_mutex_lock(&ls->lock);
+	bool ours = l->generation == ls->generation; /* else: a fork child's copy */
+	if (ours) {
+		if (l->prev != NULL)
+			l->prev->next = l->next;
+		else
+			ls->held = l->next;
+		if (l->next != NULL)
+			l->next->prev = l->prev;
+	}
+	pthread_mutex_unlock(&ls->lock);
+	redisContext *c;
+	if (ours && memento__redis_take(r, &c) == 0) {
+		const char *argv[5] = { "EVAL", RELEASE, "1", l->key, l->token };
+		size_t lens[5] = { 4, sizeof RELEASE - 1, 1, l->key_len, sizeof l->token };
+		redisReply *reply;
+		/* A failure leaves the lease to expire: waiters take over then. */
+		int rc = memento__redis_command(c, 5, argv, lens, &reply);
+		freeReplyObject(reply);
+		memento__redis_give_back(r, c, rc);
+	}
+	free(l->key);
+	l->key = NULL;
+	l->redis = NULL;
+	memento__cancel_restore(cancel);
+}
