@@ -698,30 +698,66 @@ MEMENTO_API int memento_key_ptr(memento_key *key, const void *p);
  * fork); the child's own memento_store_open of that directory is -EBUSY,
  * the inherited store being open in it too.
  *
+ * "lmdb:" before a path names the same directory.
+ *
  * A path of the form redis://[[user]:password@]host[:port][/db] (user and
  * password percent-encoded) opens a store on that Redis server instead:
- * records in the same format, under the keys "mementos:" class ":{" 48 hex
- * digits "}".  The open connects once, and fails with -ECONNREFUSED,
- * -ETIMEDOUT, or -EACCES (credentials refused); later, every command is
- * bounded by options->timeout_ns (default 1 s), a server that is down
- * costs each creating get a computation (store_errors), and a restarted
- * one is found again by itself.  Not yet: leases (several machines may
- * each compute a missing key, and within a machine its processes too:
- * keys.lock is LMDB's), tiering, the remote_* statistics, Redis Cluster.
- * map_size and NOSYNC mean nothing there.  Redis stores are not
- * registered by address: two opens give two stores.
+ * records in the same format and checked the same way, under the keys
+ * "mementos:" class ":{" 48 hex digits "}", each key's lease under the
+ * same name plus ":lease" (the braces are a cluster hash tag: a record
+ * and its lease share a slot).  The open connects once, and fails with
+ * -ECONNREFUSED, -ETIMEDOUT, -EACCES (credentials refused) or -ENOTSUP (a
+ * Redis Cluster node: not supported; hiredis 0.14 cannot follow its
+ * redirections).  map_size and NOSYNC mean nothing there.  Redis stores
+ * are not registered by address: two opens give two stores.
+ *
+ * One computation per key across machines: a creating get that finds no
+ * fresh record in any tier takes the key's lease on each Redis tier
+ * (SET NX PX lease_ns, with a random token), reads that tier again, and
+ * only then creates; a thread of the store renews the lease every
+ * lease_ns / 3 while create runs, and the holder deletes it after its
+ * write, only while it is still its own.  A get that finds the lease
+ * taken (remote_waits) polls the record, napping 1 ms, then 1.5 times
+ * longer each time up to lease_ns / 10 (at most 25 ms), until the record
+ * comes (a hit) or the lease expires (it takes it over and creates): a
+ * holder killed with kill -9 costs the others lease_ns and one nap.  A
+ * holder that stalls for longer than lease_ns without renewing (stopped,
+ * or cut off from the server) lets another take over: both compute, both
+ * write a whole record of the same identity and fingerprint, and each
+ * reader gets one of the two, never a mix (every record is checked
+ * whole).  memento_get_until's deadline bounds the wait (-ETIMEDOUT).
+ *
+ * A server that is down or slow: every command is bounded by
+ * options->timeout_ns (default 1 s); after a command times out, the store
+ * fails its commands at once for 5 timeouts (at least 100 ms, at most
+ * 30 s), so that a get pays at most one timeout.  Meanwhile gets compute
+ * what no tier holds, locally and without a lease (remote_errors), and
+ * go on being served from memory and the LMDB tiers.  A restarted server
+ * is found again by itself.
+ *
+ * Tiers: options->next names the store to look in on a miss here (at
+ * most 4 tiers).  A hit there is copied into this store; a creation is
+ * written to every tier, the farthest first.  So an LMDB store with a
+ * Redis store as next serves repeats from the machine's disk and shares
+ * new results with the other machines.  next must stay open (and not be
+ * closed) while this store is.
  * Threads: any.  Blocks: on the filesystem, and briefly on the store's
- * writer lock when the store is new.
- * Lifetime: *store until memento_store_close().
+ * writer lock when the store is new; a Redis store, on its server for at
+ * most timeout_ns per command (connect, AUTH, SELECT, INFO).
+ * Lifetime: *store until memento_store_close(); a Redis store keeps a
+ * thread (the lease renewer, started by its first lease) until then.
  */
 MEMENTO_API int memento_store_open(memento_store **store, const char *path,
                                    const memento_store_options *options);
 
 /*
  * Closes a store.  NULL is a no-op.  Every cache with a class that uses
- * it must be freed first: closing it earlier is undefined (debug builds
- * abort with an assertion).
- * Threads: one, after every use of the store has returned.  Blocks: no.
+ * it, and every store that names it as next, must be freed or closed
+ * first: closing it earlier is undefined (debug builds abort with an
+ * assertion).
+ * Threads: one, after every use of the store has returned.  Blocks: a
+ * Redis store's, until its lease renewer has stopped (at most one round
+ * of renewals, each bounded by timeout_ns).
  */
 MEMENTO_API void memento_store_close(memento_store *store);
 

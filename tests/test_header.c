@@ -25,9 +25,13 @@ Test(header, included_twice_and_consistent)
 	                     class_opt.refresh_after_ns + class_opt.failure_ttl_ns,
 	             0);
 	cr_assert_null(class_opt.weigh);
+	memento_store_options store_opt = MEMENTO_STORE_OPTIONS_INIT;
+	cr_assert_eq(store_opt.size, sizeof store_opt);
+	cr_assert_null(store_opt.next);
+	cr_assert_eq(store_opt.timeout_ns + store_opt.lease_ns + store_opt.map_size, 0);
 	int codes = 0;
 #define COUNT_CODE(code, text) codes += (code) > 0 && sizeof(text) > 1;
 	MEMENTO_ERRNO_MAP(COUNT_CODE)
 #undef COUNT_CODE
-	cr_assert_eq(codes, 13);
+	cr_assert_eq(codes, 14);
 }

@@ -252,6 +252,8 @@ static int store_open(memento_store **store, const char *path,
                       const memento_store_options *options)
 {
 	memento_store_options o = MEMENTO_STORE_OPTIONS_INIT;
+	if (path != NULL && strncmp(path, "lmdb:", 5) == 0)
+		path += 5; /* the explicit form of a directory */
 	if (store == NULL || path == NULL || path[0] == '\0')
 		return -EINVAL;
 	if (options != NULL) {
