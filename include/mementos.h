@@ -188,7 +188,8 @@ typedef struct memento_store_options {
 	uint64_t lease_ns;   /* a Redis store's lease: how long a computation
 	                        holds its key before others take it over if its
 	                        holder stops renewing (renewed every lease_ns / 3
-	                        while create runs); 0: 30 s */
+	                        while its creating get holds it); 0: 30 s; at
+	                        least twice timeout_ns (else -EINVAL) */
 } memento_store_options;
 
 #define MEMENTO_STORE_OPTIONS_INIT { sizeof(memento_store_options), 0, 0, 0, NULL, 0 }
@@ -218,8 +219,9 @@ typedef int (*memento_encode_fn)(const void *obj, memento_buf *out, void *ctx);
  * valid only during the call.  Returns 0, or a negative error: the record
  * is then treated as stale (counted in store_errors) and create runs.  The
  * object it makes is the class's like any other: destroy gets it.  Runs
- * inside a read transaction of the store, outside every lock of the cache:
- * it must not block for long nor call into mementos.
+ * inside a read transaction of an LMDB store (for a Redis store, on the
+ * reply, with cancellation off), outside every lock of the cache: it must
+ * not block for long nor call into mementos.
  */
 typedef int (*memento_decode_fn)(void **obj, const void *data, size_t len, void *ctx);
 
@@ -485,7 +487,10 @@ MEMENTO_API int memento_class_stats(const memento_class *cls, memento_stats *sta
  * Threads: any, concurrently with everything but memento_cache_free().
  * Blocks: a hit never blocks; a miss runs create or sleeps until another
  * thread's create of the same key finishes.  That sleep is not a
- * cancellation point.  A caller waiting with a deadline counts as waiting
+ * cancellation point.  A creating get of a class with a store also
+ * reads and writes the store and may wait for another process's
+ * creation of the key (see memento_store_open): its waits for a Redis
+ * lease nap in nanosleep, a cancellation point.  A caller waiting with a deadline counts as waiting
  * for deadlock detection: closing a cycle through it gives -EDEADLK.
  * A guarded class (MEMENTO_LIFETIME_GUARDED) returns -EPERM outside a
  * guard of its cache; an expired object is never returned (this get then
@@ -502,7 +507,9 @@ MEMENTO_API int memento_get(memento_class *cls, const void *args, void **obj);
  * NULL waits forever) and then returns -ETIMEDOUT.  The deadline bounds only
  * waits: for another thread's creation (which goes on, and later callers
  * get its object), and, for a class with a store, for another process's
- * creation of the key (checked every 1 ms; the gets of this process that
+ * creation of the key (an LMDB key lock: checked every 1 ms; a Redis
+ * lease: after each nap, at most 25 ms, and the commands between naps,
+ * each bounded by the store's timeout_ns; the gets of this process that
  * were waiting on this one go on waiting).  A caller that becomes the
  * creator runs create to its end.  Returns what memento_get() returns, or -ETIMEDOUT, or -EINVAL
  * for a deadline with tv_nsec outside [0, 1e9).
@@ -713,27 +720,38 @@ MEMENTO_API int memento_key_ptr(memento_key *key, const void *p);
  *
  * One computation per key across machines: a creating get that finds no
  * fresh record in any tier takes the key's lease on each Redis tier
- * (SET NX PX lease_ns, with a random token), reads that tier again, and
- * only then creates; a thread of the store renews the lease every
- * lease_ns / 3 while create runs, and the holder deletes it after its
- * write, only while it is still its own.  A get that finds the lease
- * taken (remote_waits) polls the record, napping 1 ms, then 1.5 times
- * longer each time up to lease_ns / 10 (at most 25 ms), until the record
- * comes (a hit) or the lease expires (it takes it over and creates): a
- * holder killed with kill -9 costs the others lease_ns and one nap.  A
+ * (set when absent for lease_ns, with a random token), reads that tier
+ * again, and only then creates; a thread of the store renews the lease
+ * every lease_ns / 3 while the get holds it, and the holder deletes it
+ * after its writes, only while it is still its own.  A get that finds the
+ * lease taken (remote_waits) polls the record, napping 1 ms, then 1.5
+ * times longer each time up to lease_ns / 10 (at most 25 ms), until a
+ * fresh record comes (a hit), the lease is free (released without a
+ * record, or expired: it takes it and creates), or the server fails it
+ * (it creates without a lease).  A bad record meanwhile does not end the
+ * wait: the holder overwrites it.  A holder killed with kill -9 costs the
+ * others lease_ns and one nap.  A
  * holder that stalls for longer than lease_ns without renewing (stopped,
  * or cut off from the server) lets another take over: both compute, both
  * write a whole record of the same identity and fingerprint, and each
  * reader gets one of the two, never a mix (every record is checked
  * whole).  memento_get_until's deadline bounds the wait (-ETIMEDOUT).
  *
- * A server that is down or slow: every command is bounded by
- * options->timeout_ns (default 1 s); after a command times out, the store
- * fails its commands at once for 5 timeouts (at least 100 ms, at most
- * 30 s), so that a get pays at most one timeout.  Meanwhile gets compute
- * what no tier holds, locally and without a lease (remote_errors), and
- * go on being served from memory and the LMDB tiers.  A restarted server
- * is found again by itself.
+ * A server that is down or slow: every step of a connection (connect,
+ * AUTH, SELECT) and every command is bounded by options->timeout_ns
+ * (default 1 s); after one times out, the store fails its gets' commands
+ * at once for 5 timeouts (at least 100 ms, at most 30 s), so that a get
+ * pays one timeout, not one per command.  Meanwhile gets compute what no
+ * tier holds, locally and without a lease (remote_errors), and go on
+ * being served from memory and the LMDB tiers; the renewer goes on
+ * renewing (and releasing what a get could not).  A restarted server is
+ * found again by itself: a pooled connection it closed fails once and
+ * the command runs again on a new one.  Limits: resolving a host name is
+ * not bounded by the timeout (use an address, or a local resolver), nor
+ * is a read that a signal interrupts again and again (hiredis retries on
+ * EINTR); leases need a server that keeps keys with a TTL (an eviction
+ * policy that evicts them, or a read-only replica, lets machines compute
+ * a key each).
  *
  * Tiers: options->next names the store to look in on a miss here (at
  * most 4 tiers).  A hit there is copied into this store; a creation is
@@ -757,7 +775,8 @@ MEMENTO_API int memento_store_open(memento_store **store, const char *path,
  * assertion).
  * Threads: one, after every use of the store has returned.  Blocks: a
  * Redis store's, until its lease renewer has stopped (at most one round
- * of renewals, each bounded by timeout_ns).
+ * of renewals and releases, each bounded by timeout_ns per step of its
+ * connection).
  */
 MEMENTO_API void memento_store_close(memento_store *store);
 

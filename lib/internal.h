@@ -967,7 +967,11 @@ MEMENTO__HIDDEN uint64_t memento__store_lease_ns(const memento_store *s);
  * error. */
 MEMENTO__HIDDEN int memento__store_lease_take(memento_store *s, const char *name,
                                               const struct memento__store_key *key,
-                                              struct memento__lease *l);
+                                              const char *token, struct memento__lease *l);
+/* Orders stores for taking their exclusions: LMDB before Redis, then by
+ * directory or server, so that no two productions wait on each other in
+ * opposite orders.  <0, 0 (the same place), >0. */
+MEMENTO__HIDDEN int memento__store_order(const memento_store *a, const memento_store *b);
 /* Calls visit with the record of class `name` under key: returns visit's
  * result, -ENOENT when there is none, or the store's error. */
 MEMENTO__HIDDEN int memento__store_read(memento_store *s, const char *name,
@@ -1034,10 +1038,13 @@ MEMENTO__HIDDEN void memento__redis_target_free(struct memento__redis_target *t)
 struct memento__redis;
 /* Connects once (AUTH, SELECT, a look at INFO): 0, -EINVAL (the URI),
  * -ECONNREFUSED, -ETIMEDOUT, -EACCES (credentials refused), -ENOTSUP (a
- * cluster node), -EIO, -ENOMEM.  0 ns: the defaults. */
+ * cluster node), -EIO, -ENOMEM; -EINVAL too when lease_ns is under twice
+ * the timeout.  0 ns: the defaults. */
 MEMENTO__HIDDEN int memento__redis_open(struct memento__redis **out, const char *uri,
                                         uint64_t timeout_ns, uint64_t lease_ns);
 MEMENTO__HIDDEN void memento__redis_close(struct memento__redis *r);
+MEMENTO__HIDDEN const struct memento__redis_target *
+memento__redis_target_of(const struct memento__redis *r);
 /* Calls visit with the value of key (valid during the call, with
  * cancellation off): visit's result, -ENOENT (none), or the connection's
  * error. */
@@ -1065,10 +1072,14 @@ struct memento__lease {
 	unsigned int generation;
 	struct memento__lease *prev, *next;
 };
-/* 0: taken, renewed until released; -EBUSY: another holder has it; or the
- * connection's error. */
+/* A production's lease token: 16 random bytes in hex. */
+MEMENTO__HIDDEN void memento__lease_token(char out[MEMENTO__LEASE_TOKEN]);
+/* 0: taken (or held with this token already), renewed until released;
+ * -EBUSY: another holder has it; or the connection's error (-ETIMEDOUT:
+ * perhaps taken; l is then held all the same, to be released). */
 MEMENTO__HIDDEN int memento__redis_lease_take(struct memento__redis *r, const char *name,
                                               const struct memento__store_key *key,
+                                              const char token[MEMENTO__LEASE_TOKEN],
                                               struct memento__lease *l);
 MEMENTO__HIDDEN uint64_t memento__redis_lease_ns(const struct memento__redis *r);
 /* Deletes the lease if it is still l's; then a no-op. */

@@ -3,9 +3,12 @@
  * shares a Redis store (docs/design.md, "The Redis tier").
  *
  * A lease is the key "mementos:" class ":{" hex "}:lease" (the record's
- * hash tag: one slot) holding a random token, set with SET NX PX lease_ns:
- * the process that sets it computes; the others poll the record
- * (persist.c).  While the holder computes, this file's renewer thread
+ * hash tag: one slot) holding a random token, set when absent with
+ * PX lease_ns by a Lua script that also answers "yours" when the key
+ * already holds the caller's token (one production takes the same lease
+ * twice when two of its tiers are one server; and a command that ran but
+ * whose reply was lost may run again).  The process that sets it computes;
+ * the others poll the record (persist.c).  While the holder computes, this file's renewer thread
  * extends each held lease every lease_ns / 3, and only while the token
  * is still the holder's; the holder deletes it only while it is still
  * its own.  Both checks are one Lua script each, so they are atomic in
@@ -18,7 +21,11 @@
  * The renewer is one thread per store, started by the first lease and
  * joined at close; signals blocked.  It renews every held lease in one
  * pipelined round trip, from copies taken under the list's lock, so that
- * a slow server never holds up a lease's release.
+ * a slow server never holds up a lease's release; the quiet window
+ * (redis.c) does not stop it, and after a failed round it tries again
+ * sooner (lease_ns / 10).  A release that cannot reach the server is left
+ * to it too, retried until the lease would have expired anyway: the
+ * creator's get does not wait for a stalled server twice.
  *
  * SPDX-License-Identifier: BSD-2-Clause
  */
@@ -32,6 +39,14 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+/* Sets KEYS[1] to ARGV[1] for ARGV[2] ms when absent, or extends it when it
+ * holds ARGV[1] already: 1; else (another's) 0. */
+static const char TAKE[] = "local v = redis.call('get', KEYS[1]) "
+                           "if v == false then "
+                           "redis.call('set', KEYS[1], ARGV[1], 'px', ARGV[2]) return 1 end "
+                           "if v == ARGV[1] then "
+                           "redis.call('pexpire', KEYS[1], ARGV[2]) return 1 end "
+                           "return 0";
 /* Extends KEYS[1] by ARGV[2] ms while it holds ARGV[1]: 1, else 0. */
 static const char RENEW[] = "if redis.call('get', KEYS[1]) == ARGV[1] then "
                             "return redis.call('pexpire', KEYS[1], ARGV[2]) "
@@ -67,21 +82,25 @@ static int lease_ms(const struct memento__leases *ls, char *out, size_t n)
 	return snprintf(out, n, "%llu", (unsigned long long)(ms != 0 ? ms : 1));
 }
 
-struct renewal {
+/* A lease to renew (a copy), or a release left to the renewer. */
+struct memento__lease_copy {
+	struct memento__lease_copy *next; /* the pending releases */
 	char *key;
 	size_t key_len;
 	char token[MEMENTO__LEASE_TOKEN];
+	uint64_t until_ns; /* a pending release: given up then (expired) */
 };
+typedef struct memento__lease_copy renewal;
 
-/* Renews each of n leases: one round trip, pipelined. */
-static void renew_all(struct memento__redis *r, const struct renewal *w, size_t n)
+/* Renews each of n leases: one round trip, pipelined.  0, or the error. */
+static int renew_all(struct memento__redis *r, const renewal *w, size_t n)
 {
 	char ms[24];
 	size_t ms_len = (size_t)lease_ms(&r->leases, ms, sizeof ms);
 	redisContext *c;
-	int rc = memento__redis_take(r, &c);
+	int rc = memento__redis_take(r, &c, true, NULL);
 	if (rc != 0)
-		return; /* the server is away: the waiters will find it so too */
+		return rc; /* the server is away: the waiters will find it so too */
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		const char *argv[6] = { "EVAL", RENEW, "1", w[i].key, w[i].token, ms };
 		size_t lens[6] = { 4, sizeof RENEW - 1, 1, w[i].key_len, sizeof w[i].token, ms_len };
@@ -98,10 +117,47 @@ static void renew_all(struct memento__redis *r, const struct renewal *w, size_t 
 		freeReplyObject(reply);
 	}
 	memento__redis_give_back(r, c, rc);
+	return rc;
+}
+
+static int release_one(struct memento__redis *r, const char *key, size_t key_len,
+                       const char token[MEMENTO__LEASE_TOKEN], bool bypass_quiet)
+{
+	const char *argv[5] = { "EVAL", RELEASE, "1", key, token };
+	size_t lens[5] = { 4, sizeof RELEASE - 1, 1, key_len, MEMENTO__LEASE_TOKEN };
+	redisReply *reply;
+	int rc = memento__redis_run(r, 5, argv, lens, &reply, bypass_quiet);
+	freeReplyObject(reply);
+	return rc == -EPROTO ? 0 : rc; /* an error reply: retrying will not help */
+}
+
+static void copy_free(renewal *w)
+{
+	free(w->key);
+	free(w);
+}
+
+/* Tries the pending releases (taken off the list); returns those to try
+ * again. */
+static renewal *release_pending(struct memento__redis *r, renewal *list)
+{
+	renewal *keep = NULL;
+	uint64_t now = memento__redis_now_ns();
+	while (list != NULL) {
+		renewal *w = list;
+		list = w->next;
+		if (now < w->until_ns && release_one(r, w->key, w->key_len, w->token, true) != 0) {
+			w->next = keep;
+			keep = w;
+		} else {
+			copy_free(w);
+		}
+	}
+	return keep;
 }
 
 /* Copies of the held leases (under ls->lock): *n of them, or NULL. */
-static struct renewal *held_copy(struct memento__leases *ls, size_t *n)
+static renewal *held_copy(struct memento__leases *ls, size_t *n)
 {
 	size_t count = 0;
 	for (struct memento__lease *l = ls->held; l != NULL; l = l->next)
@@ -109,7 +165,7 @@ static struct renewal *held_copy(struct memento__leases *ls, size_t *n)
 	*n = 0;
 	if (count == 0)
 		return NULL;
-	struct renewal *w = calloc(count, sizeof *w);
+	renewal *w = calloc(count, sizeof *w);
 	if (w == NULL)
 		return NULL;
 	for (struct memento__lease *l = ls->held; l != NULL; l = l->next) {
@@ -128,26 +184,45 @@ static void *renewer_main(void *arg)
 {
 	struct memento__redis *r = arg;
 	struct memento__leases *ls = &r->leases;
+	bool failed = false;
 	pthread_mutex_lock(&ls->lock);
 	while (!ls->stopping) {
-		uint64_t at = memento__redis_now_ns() + ls->lease_ns / 3;
+		uint64_t at = memento__redis_now_ns() + ls->lease_ns / (failed ? 10 : 3);
 		struct timespec ts = { (time_t)(at / 1000000000u), (long)(at % 1000000000u) };
 		while (!ls->stopping && pthread_cond_timedwait(&ls->wake, &ls->lock, &ts) != ETIMEDOUT)
 			;
 		if (ls->stopping)
 			break;
 		size_t n;
-		struct renewal *w = held_copy(ls, &n);
+		renewal *w = held_copy(ls, &n);
+		renewal *pending = ls->pending;
+		ls->pending = NULL;
 		pthread_mutex_unlock(&ls->lock);
-		if (n > 0)
-			renew_all(r, w, n);
+		failed = n > 0 && renew_all(r, w, n) != 0;
 		for (size_t i = 0; i < n; i++)
 			free(w[i].key);
 		free(w);
+		pending = release_pending(r, pending);
 		pthread_mutex_lock(&ls->lock);
+		while (pending != NULL) {
+			renewal *p = pending;
+			pending = p->next;
+			p->next = ls->pending;
+			ls->pending = p;
+		}
+		failed |= ls->pending != NULL;
 	}
 	pthread_mutex_unlock(&ls->lock);
 	return NULL;
+}
+
+static void pending_free(struct memento__leases *ls)
+{
+	while (ls->pending != NULL) {
+		renewal *w = ls->pending;
+		ls->pending = w->next;
+		copy_free(w);
+	}
 }
 
 /* Under ls->lock.  Without a renewer a lease still holds for lease_ns:
@@ -176,6 +251,7 @@ void memento__leases_stop(struct memento__redis *r)
 	pthread_mutex_unlock(&ls->lock);
 	if (running)
 		pthread_join(ls->renewer, NULL);
+	pending_free(ls); /* they expire by themselves */
 	pthread_cond_destroy(&ls->wake);
 	pthread_mutex_destroy(&ls->lock);
 }
@@ -196,6 +272,7 @@ void memento__leases_fork_child(struct memento__redis *r)
 	/* The parent's leases and renewer stay the parent's.  The condition
 	 * variable may record the parent's renewer as a waiter: made anew. */
 	ls->held = NULL;
+	pending_free(ls);
 	ls->generation++;
 	ls->renewer_running = false;
 	pthread_condattr_t attr;
@@ -208,11 +285,13 @@ void memento__leases_fork_child(struct memento__redis *r)
 
 /* ---- one lease ---------------------------------------------------------------------- */
 
-/* A token no other holder has: 16 random bytes in hex. */
-static void token_make(char out[MEMENTO__LEASE_TOKEN])
+void memento__lease_token(char out[MEMENTO__LEASE_TOKEN])
 {
 	static const char hex[] = "0123456789abcdef";
 	unsigned char b[MEMENTO__LEASE_TOKEN / 2];
+	/* getrandom is a cancellation point (its caller's handler owns
+	 * nothing yet, but keep it simple: off). */
+	int cancel = memento__cancel_off();
 	if (getrandom(b, sizeof b, GRND_NONBLOCK) != (ssize_t)sizeof b) {
 		/* No entropy yet (early boot): unique enough by process,
 		 * time and stack address. */
@@ -224,49 +303,57 @@ static void token_make(char out[MEMENTO__LEASE_TOKEN])
 		memcpy(b, &h.low64, 8);
 		memcpy(b + 8, &h.high64, 8);
 	}
+	memento__cancel_restore(cancel);
 	for (size_t i = 0; i < sizeof b; i++) {
 		out[2 * i] = hex[b[i] >> 4];
 		out[2 * i + 1] = hex[b[i] & 15];
 	}
 }
 
-int memento__redis_lease_take(struct memento__redis *r, const char *name,
-                              const struct memento__store_key *key, struct memento__lease *l)
+/* Lists l (taken, or perhaps taken) for the renewer and the release. */
+static void held_add(struct memento__redis *r, struct memento__lease *l)
 {
 	struct memento__leases *ls = &r->leases;
+	pthread_mutex_lock(&ls->lock);
+	l->redis = r;
+	l->generation = ls->generation;
+	l->prev = NULL;
+	l->next = ls->held;
+	if (ls->held != NULL)
+		ls->held->prev = l;
+	ls->held = l;
+	renewer_start(r);
+	pthread_mutex_unlock(&ls->lock);
+}
+
+int memento__redis_lease_take(struct memento__redis *r, const char *name,
+                              const struct memento__store_key *key,
+                              const char token[MEMENTO__LEASE_TOKEN], struct memento__lease *l)
+{
+	int cancel = memento__cancel_off(); /* the key would leak */
 	l->redis = NULL;
 	l->key = memento__redis_key(name, key, ":lease", &l->key_len);
-	if (l->key == NULL)
+	if (l->key == NULL) {
+		memento__cancel_restore(cancel);
 		return -ENOMEM;
-	token_make(l->token);
-	char ms[24];
-	size_t ms_len = (size_t)lease_ms(ls, ms, sizeof ms);
-	const char *argv[6] = { "SET", l->key, l->token, "NX", "PX", ms };
-	size_t lens[6] = { 3, l->key_len, sizeof l->token, 2, 2, ms_len };
-	int cancel = memento__cancel_off(); /* the connection would leak */
-	redisContext *c;
-	int rc = memento__redis_take(r, &c);
-	if (rc == 0) {
-		redisReply *reply;
-		rc = memento__redis_command(c, 6, argv, lens, &reply);
-		if (rc == 0 && reply->type == REDIS_REPLY_NIL)
-			rc = -EBUSY; /* another holder's */
-		else if (rc == 0 && reply->type != REDIS_REPLY_STATUS)
-			rc = -EPROTO;
-		freeReplyObject(reply);
-		memento__redis_give_back(r, c, rc == -EBUSY ? 0 : rc);
 	}
-	if (rc == 0) {
-		pthread_mutex_lock(&ls->lock);
-		l->redis = r;
-		l->generation = ls->generation;
-		l->prev = NULL;
-		l->next = ls->held;
-		if (ls->held != NULL)
-			ls->held->prev = l;
-		ls->held = l;
-		renewer_start(r);
-		pthread_mutex_unlock(&ls->lock);
+	memcpy(l->token, token, sizeof l->token);
+	char ms[24];
+	size_t ms_len = (size_t)lease_ms(&r->leases, ms, sizeof ms);
+	const char *argv[6] = { "EVAL", TAKE, "1", l->key, l->token, ms };
+	size_t lens[6] = { 4, sizeof TAKE - 1, 1, l->key_len, sizeof l->token, ms_len };
+	redisReply *reply;
+	int rc = memento__redis_run(r, 6, argv, lens, &reply, false);
+	if (rc == 0 && reply->type != REDIS_REPLY_INTEGER)
+		rc = -EPROTO;
+	else if (rc == 0 && reply->integer == 0)
+		rc = -EBUSY; /* another holder's */
+	freeReplyObject(reply);
+	/* Taken; or perhaps taken, when the reply timed out: listed too, so
+	 * that a lease that was set is renewed and released (the caller
+	 * computes without waiting, as when the server is away). */
+	if (rc == 0 || rc == -ETIMEDOUT) {
+		held_add(r, l);
 	} else {
 		free(l->key);
 		l->key = NULL;
@@ -293,15 +380,21 @@ void memento__redis_lease_release(struct memento__lease *l)
 			l->next->prev = l->prev;
 	}
 	pthread_mutex_unlock(&ls->lock);
-	redisContext *c;
-	if (ours && memento__redis_take(r, &c) == 0) {
-		const char *argv[5] = { "EVAL", RELEASE, "1", l->key, l->token };
-		size_t lens[5] = { 4, sizeof RELEASE - 1, 1, l->key_len, sizeof l->token };
-		redisReply *reply;
-		/* A failure leaves the lease to expire: waiters take over then. */
-		int rc = memento__redis_command(c, 5, argv, lens, &reply);
-		freeReplyObject(reply);
-		memento__redis_give_back(r, c, rc);
+	if (ours && release_one(r, l->key, l->key_len, l->token, false) != 0) {
+		/* The server is away or quiet: the renewer tries again (else
+		 * the lease expires, and waiters take over then). */
+		renewal *w = calloc(1, sizeof *w);
+		if (w != NULL) {
+			w->key = l->key;
+			w->key_len = l->key_len;
+			memcpy(w->token, l->token, sizeof w->token);
+			w->until_ns = memento__redis_now_ns() + ls->lease_ns;
+			l->key = NULL;
+			pthread_mutex_lock(&ls->lock);
+			w->next = ls->pending;
+			ls->pending = w;
+			pthread_mutex_unlock(&ls->lock);
+		}
 	}
 	free(l->key);
 	l->key = NULL;

@@ -111,6 +111,9 @@ struct production {
 	bool copy_wanted;    /* the tier being read is not the first: keep the record */
 	unsigned char *copy; /* the fresh record read, for the nearer tiers */
 	size_t copy_len;
+	char token[MEMENTO__LEASE_TOKEN]; /* for every lease it takes */
+	bool has_token;
+	bool waited;       /* counted in remote_waits */
 	bool stale;        /* a read found the key's record with another fingerprint */
 	bool fault;        /* a read found it damaged, or failed; counted once */
 	bool remote_fault; /* ... in a Redis tier */
@@ -124,7 +127,7 @@ static int fresh_visit(const void *data, size_t len, void *ctx)
 	memento_class *cls = p->cls;
 	struct memento__record r;
 	if (memento__record_parse(data, len, &r) != MEMENTO__RECORD_OK)
-		return -EIO; /* damaged: recomputed and rewritten */
+		return -EBADMSG; /* damaged: recomputed and rewritten */
 	if (!memento__record_is(&r, cls->name, strlen(cls->name), p->key, p->key_len))
 		return -ENOENT; /* another identity whose hash collided: replaced */
 	if (memcmp(r.fingerprint.b, p->fingerprint.b, sizeof r.fingerprint.b) != 0) {
@@ -134,7 +137,7 @@ static int fresh_visit(const void *data, size_t len, void *ctx)
 	void *obj = NULL;
 	int rc = cls->persist->decode(&obj, r.payload, (size_t)r.payload_len, cls->ctx);
 	if (rc != 0)
-		return -EIO;
+		return -EBADMSG;
 	*p->made = obj;
 	if (p->copy_wanted) {
 		/* Out of memory: the nearer tiers go without. */
@@ -171,7 +174,8 @@ static void fill_nearer(struct production *p, unsigned int upto)
 }
 
 /* Reads tier i: 0 when it held a fresh record, now decoded into *p->made
- * (and copied into the tiers before it), counted as a hit. */
+ * (and copied into the tiers before it), counted as a hit; -ENOENT (none,
+ * or stale), -EBADMSG (a bad record), or the store's error. */
 static int read_fresh(struct production *p, unsigned int i)
 {
 	memento_store *tier = p->tiers[i];
@@ -236,10 +240,16 @@ static void write_result(struct production *p, const void *obj, uint64_t compute
 		.payload = buf.data,
 		.payload_len = buf.len,
 	};
-	for (unsigned int i = p->ntiers; i-- > 0;)
-		count_write(p, p->tiers[i],
-		            memento__store_write(p->tiers[i], cls->name, &p->store_key, &head));
+	/* Off: a cancelled write would leak buf (LMDB's are off anyway). */
+	int cancel = memento__cancel_off();
+	for (unsigned int i = p->ntiers; i-- > 0;) {
+		if (memento__store_writable(p->tiers[i]))
+			count_write(p, p->tiers[i],
+			            memento__store_write(p->tiers[i], cls->name, &p->store_key,
+			                                 &head));
+	}
 	memento__buf_free(&buf);
+	memento__cancel_restore(cancel);
 }
 
 /* Releases every tier's exclusion, the nearest last. */
@@ -327,9 +337,12 @@ static int lease_wait(struct production *p, unsigned int i, const struct timespe
 	memento_store *tier = p->tiers[i];
 	uint64_t nap = NAP_FIRST_NS, nap_max = memento__store_lease_ns(tier) / 10;
 	nap_max = nap_max < NAP_FIRST_NS ? NAP_FIRST_NS : nap_max > NAP_MAX_NS ? NAP_MAX_NS : nap_max;
-	bool waited = false;
+	if (!p->has_token) {
+		memento__lease_token(p->token);
+		p->has_token = true;
+	}
 	for (;;) {
-		int rc = memento__store_lease_take(tier, p->cls->name, &p->store_key,
+		int rc = memento__store_lease_take(tier, p->cls->name, &p->store_key, p->token,
 		                                   &p->holds[i].lease);
 		if (rc == 0)
 			return read_fresh(p, i) == 0 ? 1 : 0; /* published just before? */
@@ -337,8 +350,8 @@ static int lease_wait(struct production *p, unsigned int i, const struct timespe
 			p->fault = p->remote_fault = true;
 			return 0;
 		}
-		if (!waited) {
-			waited = true;
+		if (!p->waited) {
+			p->waited = true;
 			memento__count(p->counters, MEMENTO__REMOTE_WAITS);
 		}
 		if (deadline != NULL) {
@@ -354,8 +367,10 @@ static int lease_wait(struct production *p, unsigned int i, const struct timespe
 		rc = read_fresh(p, i);
 		if (rc == 0)
 			return 1;
-		if (rc != -ENOENT)
-			return 0; /* the tier is away, or its record bad: compute */
+		/* None yet, a stale one, or a bad one (the holder overwrites
+		 * it): wait on.  The tier away: compute. */
+		if (rc != -ENOENT && rc != -EBADMSG)
+			return 0;
 		nap += nap / 2;
 		if (nap > nap_max)
 			nap = nap_max;
@@ -412,11 +427,20 @@ int memento__persist_produce(memento_class *cls, const unsigned char *key, uint3
 			return 0;
 		}
 	}
+	/* Exclusions in one order for every production (LMDB, then Redis),
+	 * whatever the chain's: none waits on another in the opposite order. */
+	unsigned int order[MEMENTO__STORE_TIERS_MAX];
+	for (unsigned int i = 0; i < p.ntiers; i++) {
+		unsigned int j = i;
+		for (; j > 0 && memento__store_order(p.tiers[order[j - 1]], p.tiers[i]) > 0; j--)
+			order[j] = order[j - 1];
+		order[j] = i;
+	}
 	/* Covers the waits, the reads under the exclusions (decode), create
 	 * and encode: a cancelled creator releases every key. */
 	pthread_cleanup_push(holds_abandoned, &p);
-	for (unsigned int i = 0; i < p.ntiers && rc == 0; i++)
-		rc = exclude(&p, i, deadline);
+	for (unsigned int k = 0; k < p.ntiers && rc == 0; k++)
+		rc = exclude(&p, order[k], deadline);
 	if (rc == -ETIMEDOUT) {
 		out->lock_timed_out = true; /* no outcome: see get.c */
 		count_findings(&p, false);

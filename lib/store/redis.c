@@ -19,6 +19,7 @@
 #include "store/redis.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <time.h>
 
 /* How long a store stays quiet after a timeout: this many timeouts,
@@ -84,6 +85,9 @@ static int connect_one(struct memento__redis *r, redisContext **out)
 		                                                     : memento__redis_context_error(c);
 	if (rc == 0 && redisSetTimeout(c, r->timeout) != REDIS_OK)
 		rc = memento__redis_context_error(c);
+	/* Not into programs this process runs. */
+	if (rc == 0)
+		(void)fcntl(c->fd, F_SETFD, FD_CLOEXEC);
 	redisReply *reply = NULL;
 	if (rc == 0 && t->password != NULL) {
 		const char *argv[3] = { "AUTH", t->user, t->password };
@@ -108,14 +112,12 @@ static int connect_one(struct memento__redis *r, redisContext **out)
 		if (rc == -EPROTO)
 			rc = -EINVAL; /* no such database */
 	}
+	if (rc != 0 && c != NULL)
+		redisFree(c); /* close(): with cancellation still off */
 	memento__cancel_restore(cancel);
-	if (rc != 0) {
-		if (c != NULL)
-			redisFree(c);
-		return rc;
-	}
-	*out = c;
-	return 0;
+	if (rc == 0)
+		*out = c;
+	return rc;
 }
 
 /* A timeout: quiet for a while (see the top of the file). */
@@ -129,14 +131,17 @@ static void quiet_after(struct memento__redis *r, int rc)
 	                      memory_order_relaxed);
 }
 
-int memento__redis_take(struct memento__redis *r, redisContext **c)
+int memento__redis_take(struct memento__redis *r, redisContext **c, bool bypass_quiet,
+                        bool *pooled)
 {
 	uint64_t quiet = atomic_load_explicit(&r->quiet_until_ns, memory_order_relaxed);
-	if (quiet != 0 && memento__redis_now_ns() < quiet)
+	if (!bypass_quiet && quiet != 0 && memento__redis_now_ns() < quiet)
 		return -ETIMEDOUT;
 	pthread_mutex_lock(&r->lock);
 	*c = r->nidle > 0 ? r->idle[--r->nidle] : NULL;
 	pthread_mutex_unlock(&r->lock);
+	if (pooled != NULL)
+		*pooled = *c != NULL;
 	if (*c != NULL)
 		return 0;
 	int rc = connect_one(r, c);
@@ -144,12 +149,13 @@ int memento__redis_take(struct memento__redis *r, redisContext **c)
 	return rc;
 }
 
-/* Back to the pool, or closed when it failed (or the pool is full). */
+/* Back to the pool, or closed when it failed (or the pool is full).  A
+ * command's own failures (an error reply, a record its caller refused)
+ * leave the connection fine: only the context's error breaks it. */
 void memento__redis_give_back(struct memento__redis *r, redisContext *c, int rc)
 {
 	quiet_after(r, rc);
-	bool broken = c->err != 0 || (rc != 0 && rc != -EPROTO && rc != -ENOENT);
-	if (!broken) {
+	if (c->err == 0) {
 		pthread_mutex_lock(&r->lock);
 		if (r->nidle < MEMENTO__REDIS_POOL_MAX) {
 			r->idle[r->nidle++] = c;
@@ -159,6 +165,40 @@ void memento__redis_give_back(struct memento__redis *r, redisContext *c, int rc)
 	}
 	if (c != NULL)
 		redisFree(c);
+}
+
+/* Closes the idle connections (in a fork child: this process's copies). */
+static void drop_idle(struct memento__redis *r)
+{
+	while (r->nidle > 0)
+		redisFree(r->idle[--r->nidle]);
+}
+
+int memento__redis_run(struct memento__redis *r, int argc, const char **argv,
+                       const size_t *lens, redisReply **reply, bool bypass_quiet)
+{
+	int cancel = memento__cancel_off(); /* the connection would leak */
+	int rc;
+	for (int attempt = 0;; attempt++) {
+		*reply = NULL;
+		redisContext *c;
+		bool pooled;
+		rc = memento__redis_take(r, &c, bypass_quiet, &pooled);
+		if (rc != 0)
+			break;
+		rc = memento__redis_command(c, argc, argv, lens, reply);
+		memento__redis_give_back(r, c, rc);
+		/* A pooled connection that the server closed since (a restart,
+		 * an idle timeout): so are the other idle ones, most likely.
+		 * Once more on a new one; every command here may run twice. */
+		if (attempt > 0 || !pooled || (rc != -ECONNRESET && rc != -EPIPE))
+			break;
+		pthread_mutex_lock(&r->lock);
+		drop_idle(r);
+		pthread_mutex_unlock(&r->lock);
+	}
+	memento__cancel_restore(cancel);
+	return rc;
 }
 
 /* A cluster node answers commands for its own slots only, and redirects
@@ -192,9 +232,17 @@ int memento__redis_open(struct memento__redis **out, const char *uri, uint64_t t
 		return rc;
 	}
 	r->timeout_ns = timeout_ns != 0 ? timeout_ns : MEMENTO__REDIS_TIMEOUT_NS;
+	lease_ns = lease_ns != 0 ? lease_ns : MEMENTO__REDIS_LEASE_NS;
+	/* A renewal (every lease_ns / 3, itself bounded by the timeout) must
+	 * land before the lease ends. */
+	if (lease_ns / 2 < r->timeout_ns) {
+		memento__redis_target_free(&r->target);
+		free(r);
+		return -EINVAL;
+	}
 	r->timeout = timeval_of(r->timeout_ns);
 	pthread_mutex_init(&r->lock, NULL);
-	memento__leases_init(r, lease_ns != 0 ? lease_ns : MEMENTO__REDIS_LEASE_NS);
+	memento__leases_init(r, lease_ns);
 	/* One connection now: a wrong password, an unreachable server or a
 	 * cluster is the open's error, not every get's. */
 	redisContext *c;
@@ -211,11 +259,9 @@ int memento__redis_open(struct memento__redis **out, const char *uri, uint64_t t
 	return 0;
 }
 
-/* Closes the idle connections (in a fork child: this process's copies). */
-static void drop_idle(struct memento__redis *r)
+const struct memento__redis_target *memento__redis_target_of(const struct memento__redis *r)
 {
-	while (r->nidle > 0)
-		redisFree(r->idle[--r->nidle]);
+	return &r->target;
 }
 
 void memento__redis_close(struct memento__redis *r)
@@ -232,16 +278,12 @@ void memento__redis_close(struct memento__redis *r)
 int memento__redis_get(struct memento__redis *r, const void *key, size_t key_len,
                        memento__store_visit_fn visit, void *ctx)
 {
-	redisContext *c;
-	int rc = memento__redis_take(r, &c);
-	if (rc != 0)
-		return rc;
 	const char *argv[2] = { "GET", key };
 	size_t lens[2] = { 3, key_len };
 	redisReply *reply;
-	/* Off through visit too: the connection and the reply would leak. */
+	/* Off through visit too: the reply would leak. */
 	int cancel = memento__cancel_off();
-	rc = memento__redis_command(c, 2, argv, lens, &reply);
+	int rc = memento__redis_run(r, 2, argv, lens, &reply, false);
 	if (rc == 0) {
 		if (reply->type == REDIS_REPLY_NIL)
 			rc = -ENOENT;
@@ -251,7 +293,6 @@ int memento__redis_get(struct memento__redis *r, const void *key, size_t key_len
 			rc = visit(reply->str, reply->len, ctx);
 	}
 	freeReplyObject(reply);
-	memento__redis_give_back(r, c, rc);
 	memento__cancel_restore(cancel);
 	return rc;
 }
@@ -259,18 +300,11 @@ int memento__redis_get(struct memento__redis *r, const void *key, size_t key_len
 int memento__redis_set(struct memento__redis *r, const void *key, size_t key_len,
                        const void *value, size_t value_len)
 {
-	redisContext *c;
-	int rc = memento__redis_take(r, &c);
-	if (rc != 0)
-		return rc;
 	const char *argv[3] = { "SET", key, value };
 	size_t lens[3] = { 3, key_len, value_len };
 	redisReply *reply;
-	int cancel = memento__cancel_off();
-	rc = memento__redis_command(c, 3, argv, lens, &reply);
-	memento__cancel_restore(cancel);
+	int rc = memento__redis_run(r, 3, argv, lens, &reply, false);
 	freeReplyObject(reply);
-	memento__redis_give_back(r, c, rc);
 	return rc;
 }
 

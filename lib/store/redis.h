@@ -19,6 +19,7 @@ struct memento__leases {
 	pthread_mutex_t lock;
 	pthread_cond_t wake; /* CLOCK_MONOTONIC: the renewer's naps, and its stop */
 	struct memento__lease *held;
+	struct memento__lease_copy *pending; /* releases left to the renewer */
 	uint64_t lease_ns;
 	/* Bumped in a fork child: the leases listed before are the parent's,
 	 * and a release of one of them must touch neither list nor server. */
@@ -42,15 +43,23 @@ struct memento__redis {
 	struct memento__leases leases;
 };
 
-/* A connection of the pool, or a new one (-ETIMEDOUT at once while the
- * server is quiet); give it back with the command's result, which closes
- * it when it failed. */
-MEMENTO__HIDDEN int memento__redis_take(struct memento__redis *r, redisContext **c);
+/* A connection of the pool (*pooled set), or a new one; -ETIMEDOUT at once
+ * while the server is quiet, unless bypass_quiet (the renewer's).  Give it
+ * back with the command's result, which closes it when it broke. */
+MEMENTO__HIDDEN int memento__redis_take(struct memento__redis *r, redisContext **c,
+                                        bool bypass_quiet, bool *pooled);
 MEMENTO__HIDDEN void memento__redis_give_back(struct memento__redis *r, redisContext *c, int rc);
 /* One command, argv form: 0 with *reply (freed by the caller), -EPROTO for
  * an error reply (*reply set too), or the connection's error (*reply NULL). */
 MEMENTO__HIDDEN int memento__redis_command(redisContext *c, int argc, const char **argv,
                                            const size_t *lens, redisReply **reply);
+/* One command on a connection of the pool (take, command, give back),
+ * once more on a new connection when a pooled one turns out closed by the
+ * server: so only commands that may run twice.  Cancellation off inside.
+ * Returns as memento__redis_command. */
+MEMENTO__HIDDEN int memento__redis_run(struct memento__redis *r, int argc, const char **argv,
+                                       const size_t *lens, redisReply **reply,
+                                       bool bypass_quiet);
 /* The connection's error as a negative errno. */
 MEMENTO__HIDDEN int memento__redis_context_error(const redisContext *c);
 /* "mementos:" name ":{" 48 hex digits "}" suffix, NUL-terminated; NULL when

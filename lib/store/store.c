@@ -426,9 +426,31 @@ uint64_t memento__store_lease_ns(const memento_store *s)
 }
 
 int memento__store_lease_take(memento_store *s, const char *name,
-                              const struct memento__store_key *key, struct memento__lease *l)
+                              const struct memento__store_key *key, const char *token,
+                              struct memento__lease *l)
 {
-	return memento__redis_lease_take(s->redis, name, key, l);
+	return memento__redis_lease_take(s->redis, name, key, token, l);
+}
+
+static int compare_u64(uint64_t a, uint64_t b)
+{
+	return a < b ? -1 : a > b;
+}
+
+int memento__store_order(const memento_store *a, const memento_store *b)
+{
+	if ((a->redis != NULL) != (b->redis != NULL))
+		return a->redis != NULL ? 1 : -1;
+	if (a->redis == NULL) {
+		int c = compare_u64((uint64_t)a->dev, (uint64_t)b->dev);
+		return c != 0 ? c : compare_u64((uint64_t)a->ino, (uint64_t)b->ino);
+	}
+	const struct memento__redis_target *x = memento__redis_target_of(a->redis);
+	const struct memento__redis_target *y = memento__redis_target_of(b->redis);
+	int c = strcmp(x->host, y->host);
+	if (c == 0)
+		c = compare_u64((uint64_t)x->port, (uint64_t)y->port);
+	return c != 0 ? c : compare_u64((uint64_t)x->db, (uint64_t)y->db);
 }
 
 const char *memento__store_lock_path(const memento_store *s)
