@@ -136,7 +136,7 @@ int memento__redis_take(struct memento__redis *r, redisContext **c, bool bypass_
 {
 	uint64_t quiet = atomic_load_explicit(&r->quiet_until_ns, memory_order_relaxed);
 	if (!bypass_quiet && quiet != 0 && memento__redis_now_ns() < quiet)
-		return -ETIMEDOUT;
+		return -EAGAIN; /* not -ETIMEDOUT: nothing was sent */
 	pthread_mutex_lock(&r->lock);
 	*c = r->nidle > 0 ? r->idle[--r->nidle] : NULL;
 	pthread_mutex_unlock(&r->lock);

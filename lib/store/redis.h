@@ -43,7 +43,7 @@ struct memento__redis {
 	struct memento__leases leases;
 };
 
-/* A connection of the pool (*pooled set), or a new one; -ETIMEDOUT at once
+/* A connection of the pool (*pooled set), or a new one; -EAGAIN at once
  * while the server is quiet, unless bypass_quiet (the renewer's).  Give it
  * back with the command's result, which closes it when it broke. */
 MEMENTO__HIDDEN int memento__redis_take(struct memento__redis *r, redisContext **c,
