@@ -5,106 +5,29 @@
  * of any bytes, a server that goes away and comes back, and one that
  * accepts connections and never answers.  Linked with the static library:
  * these functions are internal until memento_store_open reaches them.
+ * The server comes from redis_server.h (shared with test_redis_tier.c,
+ * which tests leases and tiers across processes).
  *
  * SPDX-License-Identifier: BSD-2-Clause
  */
-#include "support.h"
+#include "redis_server.h"
 #include "internal.h"
 
-#include <arpa/inet.h>
 #include <netinet/in.h>
-#include <fcntl.h>
-#include <signal.h>
-#include <sys/prctl.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#define PASSWORD "s3cret:with@odd/chars"
-#define PASSWORD_IN_URI "s3cret%3Awith%40odd%2Fchars"
-
-static char dir[64];
-static pid_t server = -1;
-static int port;
-
-/* A port the kernel just gave out and took back: free, most likely. */
-static int free_port(void)
-{
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	cr_assert_geq(fd, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-	socklen_t n = sizeof a;
-	cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &n), 0);
-	close(fd);
-	return ntohs(a.sin_port);
-}
-
-static char *uri_of(char *buf, size_t n, const char *password)
-{
-	if (password != NULL)
-		snprintf(buf, n, "redis://:%s@127.0.0.1:%d", password, port);
-	else
-		snprintf(buf, n, "redis://127.0.0.1:%d", port);
-	return buf;
-}
-
-/* Starts redis-server and waits until it answers (with the password). */
-static void server_start(void)
-{
-	char port_s[16];
-	snprintf(port_s, sizeof port_s, "%d", port);
-	fflush(NULL);
-	server = fork();
-	cr_assert_geq(server, 0);
-	if (server == 0) {
-		/* Dies with the test, and keeps no pipe of the runner open. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		int null = open("/dev/null", O_WRONLY);
-		dup2(null, 1);
-		dup2(null, 2);
-		execlp("redis-server", "redis-server", "--port", port_s, "--bind", "127.0.0.1",
-		       "--save", "", "--appendonly", "no", "--dir", dir, "--requirepass", PASSWORD,
-		       "--loglevel", "warning", (char *)NULL);
-		_exit(127);
-	}
-	char uri[256];
-	uri_of(uri, sizeof uri, PASSWORD_IN_URI);
-	for (int waited = 0;; waited += 10) {
-		struct memento__redis *r;
-		if (memento__redis_open(&r, uri, 200000000u, 0) == 0) {
-			memento__redis_close(r);
-			return;
-		}
-		int status;
-		cr_assert_eq(waitpid(server, &status, WNOHANG), 0,
-		             "redis-server exited (status %d): is it installed?", status);
-		cr_assert_lt(waited, 10000, "redis-server did not answer in 10 s");
-		sleep_ms(10);
-	}
-}
-
-static void server_stop(void)
-{
-	if (server > 0) {
-		kill(server, SIGKILL);
-		waitpid(server, NULL, 0);
-		server = -1;
-	}
-}
+static struct redis_server srv;
 
 static void setup(void)
 {
-	temp_dir_make(dir, "redis");
-	port = free_port();
-	server_start();
+	server_new(&srv, "redis", false);
 }
 
 static void teardown(void)
 {
-	server_stop();
-	temp_dir_remove(dir);
+	server_free(&srv);
 }
 
 TestSuite(redis, .init = setup, .fini = teardown, .timeout = 60);
@@ -149,13 +72,13 @@ Test(redis, a_wrong_password_fails_the_open)
 {
 	char uri[256];
 	struct memento__redis *r = NULL;
-	cr_assert_eq(memento__redis_open(&r, uri_of(uri, sizeof uri, "wrong"), 0, 0), -EACCES);
-	cr_assert_eq(memento__redis_open(&r, uri_of(uri, sizeof uri, NULL), 0, 0), 0,
+	cr_assert_eq(memento__redis_open(&r, uri_of(&srv, uri, sizeof uri, "wrong"), 0, 0), -EACCES);
+	cr_assert_eq(memento__redis_open(&r, uri_of(&srv, uri, sizeof uri, NULL), 0, 0), 0,
 	             "without a password the connection itself works");
 	/* ... but no command does. */
 	cr_assert_eq(memento__redis_set(r, "k", 1, "v", 1), -EPROTO);
 	memento__redis_close(r);
-	cr_assert_eq(memento__redis_open(&r, uri_of(uri, sizeof uri, PASSWORD_IN_URI), 0, 0), 0);
+	cr_assert_eq(memento__redis_open(&r, uri_of(&srv, uri, sizeof uri, PASSWORD_IN_URI), 0, 0), 0);
 	memento__redis_close(r);
 }
 
@@ -173,7 +96,7 @@ Test(redis, records_of_any_bytes_round_trip)
 {
 	char uri[256];
 	struct memento__redis *r;
-	cr_assert_eq(memento__redis_open(&r, uri_of(uri, sizeof uri, PASSWORD_IN_URI), 0, 0), 0);
+	cr_assert_eq(memento__redis_open(&r, uri_of(&srv, uri, sizeof uri, PASSWORD_IN_URI), 0, 0), 0);
 	/* Keys and values with NULs, spaces, CRLF: argv, never formatted. */
 	unsigned char key[24], value[5000];
 	for (size_t i = 0; i < sizeof key; i++)
@@ -199,22 +122,61 @@ Test(redis, a_restarted_server_is_found_again)
 {
 	char uri[256];
 	struct memento__redis *r;
-	cr_assert_eq(memento__redis_open(&r, uri_of(uri, sizeof uri, PASSWORD_IN_URI), 200000000u, 0),
-	             0);
+	uri_of(&srv, uri, sizeof uri, PASSWORD_IN_URI);
+	cr_assert_eq(memento__redis_open(&r, uri, 200000000u, 0), 0);
 	cr_assert_eq(memento__redis_set(r, "k", 1, "v1", 2), 0);
-	server_stop();
+	server_stop(&srv);
 	struct timespec t0 = now_monotonic();
 	int rc = memento__redis_set(r, "k", 1, "v2", 2);
 	cr_assert_lt(rc, 0, "a write to a dead server succeeded");
 	rc = memento__redis_set(r, "k", 1, "v2", 2);
 	cr_assert_lt(rc, 0);
 	cr_assert_lt(ms_between(t0, now_monotonic()), 1000.0, "a dead server took long");
-	server_start();
+	server_start(&srv);
 	cr_assert_eq(memento__redis_set(r, "k", 1, "v3", 2), 0, "not reconnected");
 	void *got = NULL;
 	cr_assert_eq(memento__redis_get(r, "k", 1, copy_visit, &got), 0);
 	cr_assert_eq(memcmp((char *)got + sizeof(size_t), "v3", 2), 0);
 	free(got);
+	memento__redis_close(r);
+}
+
+/* A pooled connection that a restarted server closed costs nothing: the
+ * command runs again on a new connection. */
+Test(redis, a_restart_between_commands_costs_no_error)
+{
+	char uri[256];
+	struct memento__redis *r;
+	uri_of(&srv, uri, sizeof uri, PASSWORD_IN_URI);
+	cr_assert_eq(memento__redis_open(&r, uri, 200000000u, 0), 0);
+	cr_assert_eq(memento__redis_set(r, "k", 1, "v1", 2), 0);
+	server_stop(&srv);
+	server_start(&srv);
+	int rc = memento__redis_set(r, "k", 1, "v2", 2);
+	cr_assert_eq(rc, 0, "the first command after a restart: %s", memento_strerror(rc));
+	void *got = NULL;
+	cr_assert_eq(memento__redis_get(r, "k", 1, copy_visit, &got), 0);
+	cr_assert_eq(memcmp((char *)got + sizeof(size_t), "v2", 2), 0);
+	free(got);
+	memento__redis_close(r);
+}
+
+/* A large write to a connection the server closed: EPIPE and a retry on a
+ * new connection, not a SIGPIPE that kills the process. */
+Test(redis, a_closed_connection_raises_no_sigpipe)
+{
+	char uri[256];
+	struct memento__redis *r;
+	uri_of(&srv, uri, sizeof uri, PASSWORD_IN_URI);
+	cr_assert_eq(memento__redis_open(&r, uri, 0, 0), 0);
+	redisContext *raw = server_connect(&srv);
+	freeReplyObject(redisCommand(raw, "CLIENT KILL TYPE normal")); /* all but raw */
+	redisFree(raw);
+	size_t n = 2u << 20;
+	char *v = calloc(1, n);
+	int rc = memento__redis_set(r, "k", 1, v, n);
+	cr_assert_eq(rc, 0, "%s", memento_strerror(rc));
+	free(v);
 	memento__redis_close(r);
 }
 
@@ -240,8 +202,6 @@ Test(redis, a_server_that_never_answers_costs_the_timeout)
 }
 
 /* ---- a store on Redis, through the public API ------------------------------------ */
-
-#include <hiredis/hiredis.h>
 
 struct counted {
 	atomic_int creations;
@@ -296,7 +256,7 @@ static memento_store *redis_store(uint64_t timeout_ns)
 	memento_store_options o = MEMENTO_STORE_OPTIONS_INIT;
 	o.timeout_ns = timeout_ns;
 	memento_store *s = NULL;
-	int rc = memento_store_open(&s, uri_of(uri, sizeof uri, PASSWORD_IN_URI), &o);
+	int rc = memento_store_open(&s, uri_of(&srv, uri, sizeof uri, PASSWORD_IN_URI), &o);
 	cr_assert_eq(rc, 0, "store_open: %s", memento_strerror(rc));
 	return s;
 }
@@ -330,7 +290,7 @@ Test(redis, a_store_opens_on_a_uri_and_checks_its_credentials)
 {
 	char uri[256];
 	memento_store *s = NULL;
-	cr_assert_eq(memento_store_open(&s, uri_of(uri, sizeof uri, "wrong"), NULL), -EACCES);
+	cr_assert_eq(memento_store_open(&s, uri_of(&srv, uri, sizeof uri, "wrong"), NULL), -EACCES);
 	cr_assert_eq(memento_store_open(&s, "redis://127.0.0.1:notaport", NULL), -EINVAL);
 	s = redis_store(0);
 	memento_store_close(s);
@@ -341,7 +301,7 @@ static int child_run(int n)
 {
 	memento_store *s = NULL;
 	char uri[256];
-	if (memento_store_open(&s, uri_of(uri, sizeof uri, PASSWORD_IN_URI), NULL) != 0)
+	if (memento_store_open(&s, uri_of(&srv, uri, sizeof uri, PASSWORD_IN_URI), NULL) != 0)
 		return 100;
 	struct counted c = { 0 };
 	memento_stats st = run_keys(s, n, &c);
@@ -377,11 +337,8 @@ Test(redis, garbage_in_redis_is_recomputed)
 	memento_store *s = redis_store(0);
 	struct counted c = { 0 };
 	run_keys(s, 10, &c);
-	redisContext *raw = redisConnect("127.0.0.1", port);
-	cr_assert(raw != NULL && !raw->err);
-	redisReply *r = redisCommand(raw, "AUTH %s", PASSWORD);
-	freeReplyObject(r);
-	r = redisCommand(raw, "KEYS mementos:val:*");
+	redisContext *raw = server_connect(&srv);
+	redisReply *r = redisCommand(raw, "KEYS mementos:val:*");
 	cr_assert_eq(r->type, REDIS_REPLY_ARRAY);
 	cr_assert_eq(r->elements, 10, "%zu keys", r->elements);
 	for (size_t i = 0; i < r->elements; i++) {
@@ -408,14 +365,14 @@ Test(redis, a_dead_server_costs_computations_not_gets)
 	memento_store *s = redis_store(200000000u);
 	struct counted c = { 0 };
 	run_keys(s, 5, &c);
-	server_stop();
+	server_stop(&srv);
 	struct timespec t0 = now_monotonic();
 	memento_stats st = run_keys(s, 5, &c);
 	double ms = ms_between(t0, now_monotonic());
 	cr_assert_eq(st.creations, 5);
 	cr_assert_geq(st.store_errors, 5, "%llu store errors", (unsigned long long)st.store_errors);
 	cr_assert_lt(ms, 5 * 2 * 3 * 200.0, "5 gets took %.0f ms", ms);
-	server_start(); /* empty: --save "" */
+	server_start(&srv); /* empty: --save "" */
 	st = run_keys(s, 5, &c);
 	cr_assert_eq(st.store_writes, 5, "not reconnected: %llu writes, %llu errors",
 	             (unsigned long long)st.store_writes, (unsigned long long)st.store_errors);

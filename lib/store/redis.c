@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <time.h>
 
 /* How long a store stays quiet after a timeout: this many timeouts,
@@ -59,14 +60,53 @@ int memento__redis_context_error(const redisContext *c)
 	}
 }
 
+/* A write to a socket the server has closed raises SIGPIPE, whose default
+ * kills the process, and hiredis writes with write(2): the signal is
+ * blocked in this thread around a command, and one that the command
+ * raised is taken back (sigtimedwait), so that the command fails with
+ * EPIPE instead.  A SIGPIPE already pending stays pending.  The caller
+ * has cancellation off (sigtimedwait is a cancellation point). */
+struct sigpipe_guard {
+	sigset_t old;
+	bool was_pending;
+};
+
+static void sigpipe_block(struct sigpipe_guard *g)
+{
+	sigset_t pipe_set, pending;
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &g->old);
+	sigpending(&pending);
+	g->was_pending = sigismember(&pending, SIGPIPE) == 1;
+}
+
+static void sigpipe_restore(const struct sigpipe_guard *g)
+{
+	if (!g->was_pending && !sigismember(&g->old, SIGPIPE)) {
+		sigset_t pipe_set;
+		sigemptyset(&pipe_set);
+		sigaddset(&pipe_set, SIGPIPE);
+		struct timespec zero = { 0, 0 };
+		int saved = errno;
+		while (sigtimedwait(&pipe_set, NULL, &zero) == SIGPIPE)
+			;
+		errno = saved;
+	}
+	pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+}
+
 int memento__redis_command(redisContext *c, int argc, const char **argv, const size_t *lens,
                    redisReply **reply)
 {
+	struct sigpipe_guard g;
+	sigpipe_block(&g);
 	errno = 0;
 	*reply = redisCommandArgv(c, argc, argv, lens);
-	if (*reply == NULL)
-		return memento__redis_context_error(c);
-	return (*reply)->type == REDIS_REPLY_ERROR ? -EPROTO : 0;
+	int rc = *reply == NULL ? memento__redis_context_error(c)
+	                        : (*reply)->type == REDIS_REPLY_ERROR ? -EPROTO : 0;
+	sigpipe_restore(&g);
+	return rc;
 }
 
 /* Connects, authenticates and selects the database: a ready connection,
