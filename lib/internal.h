@@ -983,6 +983,12 @@ MEMENTO__HIDDEN int memento__store_read(memento_store *s, const char *name,
 MEMENTO__HIDDEN int memento__store_write(memento_store *s, const char *name,
                                          const struct memento__store_key *key,
                                          const struct memento__record *head);
+/* Writes n whole records (their bytes as they are) in one transaction;
+ * n in [1, MEMENTO__STORE_PUT_MAX]. */
+#define MEMENTO__STORE_PUT_MAX 256
+MEMENTO__HIDDEN int memento__store_put_records(memento_store *s, size_t n,
+                                               const struct memento__store_key *const *keys,
+                                               const void *const *records, const size_t *lens);
 MEMENTO__HIDDEN const char *memento__store_lock_path(const memento_store *s);
 MEMENTO__HIDDEN struct memento__key_locks *memento__store_key_locks(memento_store *s);
 MEMENTO__HIDDEN pthread_mutex_t *memento__store_mutex(memento_store *s);
@@ -1017,6 +1023,30 @@ MEMENTO__HIDDEN void memento__key_unlock(struct memento__key_lock *l);
 MEMENTO__HIDDEN void memento__key_locks_drop_inherited(memento_store *s);
 /* When the store closes: closes the kept descriptors. */
 MEMENTO__HIDDEN void memento__key_locks_close(memento_store *s);
+
+/* fill.c: an LMDB store's fills from a farther tier, written in the
+ * background.  Under `lock`. */
+struct memento__fill;
+struct memento__fills {
+	pthread_mutex_t lock;
+	pthread_cond_t wake; /* the writer: work, or stop */
+	struct memento__fill *head, *tail;
+	size_t records, bytes;
+	bool running, stopping;
+	pthread_t writer;
+};
+MEMENTO__HIDDEN struct memento__fills *memento__store_fills(memento_store *s);
+MEMENTO__HIDDEN void memento__fills_init(struct memento__fills *f);
+/* Queues a copy of a whole record for s: 0, or -EAGAIN (the queue is
+ * full, or no writer: write it yourself), -ENOMEM. */
+MEMENTO__HIDDEN int memento__fill_queue(memento_store *s, const struct memento__store_key *key,
+                                        const void *record, size_t len);
+/* At close: writes what is queued, stops the writer. */
+MEMENTO__HIDDEN void memento__fills_stop(memento_store *s);
+MEMENTO__HIDDEN void memento__fills_free(struct memento__fills *f);
+MEMENTO__HIDDEN void memento__fills_fork_prepare(memento_store *s);
+MEMENTO__HIDDEN void memento__fills_fork_parent(memento_store *s);
+MEMENTO__HIDDEN void memento__fills_fork_child(memento_store *s);
 
 /* uri.c: a Redis store's address, redis://[[user]:password@]host[:port][/db]. */
 struct memento__redis_target {

@@ -380,3 +380,66 @@ Test(redis, a_dead_server_costs_computations_not_gets)
 	cr_assert_eq(st.store_hits, 5);
 	memento_store_close(s);
 }
+
+/* Records in an LMDB store's results database, counted by a child process
+ * (LMDB forbids a second environment of one directory in a process):
+ * polls until `want` or 5 s; the child's exit status says which. */
+#include <lmdb.h>
+
+static bool lmdb_reaches(const char *dir, size_t want)
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		for (int waited = 0; waited < 5000; waited += 10) {
+			MDB_env *env;
+			MDB_txn *txn;
+			MDB_dbi dbi;
+			MDB_stat st = { 0 };
+			if (mdb_env_create(&env) == 0 && mdb_env_set_maxdbs(env, 2) == 0 &&
+			    mdb_env_open(env, dir, MDB_RDONLY, 0) == 0 &&
+			    mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) == 0) {
+				if (mdb_dbi_open(txn, "results", 0, &dbi) == 0)
+					mdb_stat(txn, dbi, &st);
+				mdb_txn_abort(txn);
+			}
+			mdb_env_close(env);
+			if (st.ms_entries >= want)
+				_exit(0);
+			sleep_ms(10);
+		}
+		_exit(1);
+	}
+	int status;
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/* A hit in the Redis tier is copied into the LMDB tier in front of it by
+ * the store's writer thread, while the store stays open (fill.c). */
+Test(redis, a_remote_hit_is_copied_into_the_lmdb_tier)
+{
+	memento_store *r = redis_store(0);
+	struct counted c = { 0 };
+	run_keys(r, 50, &c);
+	char ldir[64];
+	temp_dir_make(ldir, "fill");
+	memento_store_options o = MEMENTO_STORE_OPTIONS_INIT;
+	o.next = r;
+	o.flags = MEMENTO_STORE_NOSYNC;
+	memento_store *l;
+	cr_assert_eq(memento_store_open(&l, ldir, &o), 0);
+	memento_stats st = run_keys(l, 50, &c);
+	cr_assert_eq(st.remote_hits, 50);
+	cr_assert_eq(st.creations, 0);
+	cr_assert_eq(st.store_writes, 50, "fills counted once queued");
+	cr_assert(lmdb_reaches(ldir, 50), "the fills did not land while the store was open");
+	server_stop(&srv); /* now only the LMDB tier can answer */
+	st = run_keys(l, 50, &c);
+	cr_assert_eq(st.store_hits, 50);
+	cr_assert_eq(st.remote_hits + st.creations, 0);
+	memento_store_close(l);
+	memento_store_close(r);
+	temp_dir_remove(ldir);
+}

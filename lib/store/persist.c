@@ -9,6 +9,7 @@
  *   fp = fingerprint(args)
  *   read each tier in turn: the first fresh record (same identity and fp,
  *     checksum, decode) is the result, copied into the tiers before it
+ *     (an LMDB tier's copy is written in the background: fill.c)
  *   then tier by tier, take the key's exclusion and read that tier again:
  *     LMDB: lock the key across processes (keylock.c), sleeping while
  *       another process of the machine computes it
@@ -157,7 +158,9 @@ static void count_write(struct production *p, memento_store *tier, int rc)
 		memento__count(p->counters, MEMENTO__REMOTE_ERRORS);
 }
 
-/* Copies the record read from tier `upto` into the writable tiers before it. */
+/* Copies the record read from tier `upto` into the writable tiers before
+ * it: queued for an LMDB tier's writer (fill.c; counted as written once
+ * queued), else written here. */
 static void fill_nearer(struct production *p, unsigned int upto)
 {
 	struct memento__record head;
@@ -165,9 +168,15 @@ static void fill_nearer(struct production *p, unsigned int upto)
 	    memento__record_parse(p->copy, p->copy_len, &head) != MEMENTO__RECORD_OK)
 		upto = 0; /* cannot happen: the same bytes parsed in the visit */
 	for (unsigned int i = upto; i-- > 0;) {
-		if (memento__store_writable(p->tiers[i]))
-			count_write(p, p->tiers[i],
-			            memento__store_write(p->tiers[i], p->cls->name, &p->store_key, &head));
+		memento_store *tier = p->tiers[i];
+		if (!memento__store_writable(tier))
+			continue;
+		int rc = -EAGAIN;
+		if (!memento__store_is_remote(tier))
+			rc = memento__fill_queue(tier, &p->store_key, p->copy, p->copy_len);
+		if (rc != 0)
+			rc = memento__store_write(tier, p->cls->name, &p->store_key, &head);
+		count_write(p, tier, rc);
 	}
 	free(p->copy);
 	p->copy = NULL;

@@ -8,6 +8,7 @@
  *   keylock.c   one computation per key across processes: OFD byte locks
  *   uri.c, redis.c  a store on a Redis server: addresses, connections, records
  *   lease.c     one computation per key across machines: Redis leases
+ *   fill.c      copies from a farther tier, written in the background
  *   buf.c       memento_buf, what encode writes into
  *   persist.c   a class's persistence: the creating get through the store
  *   fingerprint.c  fingerprints and memento_key_result
@@ -72,6 +73,7 @@ struct memento_store {
 	struct memento__key_locks locks; /* this process's key locks (keylock.c) */
 	struct memento__redis *redis;   /* a Redis store (redis.c): no env, no locks */
 	memento_store *tier_next;       /* options.next, or NULL */
+	struct memento__fills fills;    /* an LMDB store's (fill.c) */
 	memento_store *prev, *next;     /* the registry, under registry_lock */
 };
 
@@ -234,6 +236,7 @@ static char *path_join(const char *dir, const char *name)
 
 static void store_free(memento_store *s)
 {
+	memento__fills_free(&s->fills);
 	free(s->path);
 	free(s->lock_path);
 	pthread_mutex_destroy(&s->lock);
@@ -275,6 +278,7 @@ static int store_open(memento_store **store, const char *path,
 	if (s == NULL)
 		return -ENOMEM;
 	pthread_mutex_init(&s->lock, NULL);
+	memento__fills_init(&s->fills);
 	s->flags = o.flags;
 	s->tier_next = o.next;
 	int rc;
@@ -380,6 +384,7 @@ void memento_store_close(memento_store *s)
 	if (s->next != NULL)
 		s->next->prev = s->prev;
 	pthread_mutex_unlock(&registry_lock);
+	memento__fills_stop(s); /* writes what is queued, with the environment */
 	struct store_env *se = atomic_load_explicit(&s->env, memory_order_relaxed);
 	if (se != NULL)
 		env_free(se);
@@ -456,6 +461,11 @@ int memento__store_order(const memento_store *a, const memento_store *b)
 const char *memento__store_lock_path(const memento_store *s)
 {
 	return s->lock_path;
+}
+
+struct memento__fills *memento__store_fills(memento_store *s)
+{
+	return &s->fills;
 }
 
 struct memento__key_locks *memento__store_key_locks(memento_store *s)
@@ -618,29 +628,38 @@ int memento__store_read(memento_store *s, const char *name,
 	return rc;
 }
 
-/* One attempt at a write transaction that puts the record. */
-static int write_once(struct store_env *se, const struct memento__store_key *key,
-                      const struct memento__record *head)
+/* One record of a write transaction: made from head (record_write), or
+ * copied from bytes as they are. */
+struct put {
+	const struct memento__store_key *key;
+	const struct memento__record *head;
+	const void *bytes;
+	size_t size;
+};
+
+/* One attempt at a write transaction that puts n records. */
+static int write_once(struct store_env *se, const struct put *puts, size_t n)
 {
-	size_t size = memento__record_size(head->name_len, head->key_len, head->payload_len);
-	if (size == 0)
-		return MDB_BAD_VALSIZE;
 	MDB_txn *txn;
 	int rc = mdb_txn_begin(se->env, NULL, 0, &txn);
 	if (rc != 0)
 		return rc;
-	MDB_val k = { sizeof key->b, (void *)key->b }, v = { size, NULL };
-	rc = mdb_put(txn, se->results, &k, &v, MDB_RESERVE);
-	if (rc == 0) {
-		memento__record_write(v.mv_data, head);
-		return mdb_txn_commit(txn);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		MDB_val k = { sizeof puts[i].key->b, (void *)puts[i].key->b },
+			v = { puts[i].size, NULL };
+		rc = mdb_put(txn, se->results, &k, &v, MDB_RESERVE);
+		if (rc == 0 && puts[i].head != NULL)
+			memento__record_write(v.mv_data, puts[i].head);
+		else if (rc == 0)
+			memcpy(v.mv_data, puts[i].bytes, puts[i].size);
 	}
+	if (rc == 0)
+		return mdb_txn_commit(txn);
 	mdb_txn_abort(txn);
 	return rc;
 }
 
-static int write_growing(memento_store *s, const struct memento__store_key *key,
-                         const struct memento__record *head)
+static int write_growing(memento_store *s, const struct put *puts, size_t n)
 {
 	struct store_env *se;
 	int rc = env_get(s, &se);
@@ -648,7 +667,7 @@ static int write_growing(memento_store *s, const struct memento__store_key *key,
 		return rc;
 	for (int tries = 0;; tries++) {
 		pthread_rwlock_rdlock(&se->map_lock);
-		rc = write_once(se, key, head);
+		rc = write_once(se, puts, n);
 		size_t full = rc == MDB_MAP_FULL ? map_size_of(se) : 0;
 		pthread_rwlock_unlock(&se->map_lock);
 		if (rc == 0 || tries >= GROW_TRIES)
@@ -665,6 +684,21 @@ static int write_growing(memento_store *s, const struct memento__store_key *key,
 	}
 }
 
+int memento__store_put_records(memento_store *s, size_t n,
+                               const struct memento__store_key *const *keys,
+                               const void *const *records, const size_t *lens)
+{
+	if (n == 0 || n > MEMENTO__STORE_PUT_MAX)
+		return -EINVAL;
+	struct put puts[MEMENTO__STORE_PUT_MAX];
+	for (size_t i = 0; i < n; i++)
+		puts[i] = (struct put){ .key = keys[i], .bytes = records[i], .size = lens[i] };
+	int cancel = memento__cancel_off(); /* see memento__store_write */
+	int rc = write_growing(s, puts, n);
+	memento__cancel_restore(cancel);
+	return rc;
+}
+
 int memento__store_write(memento_store *s, const char *name,
                          const struct memento__store_key *key,
                          const struct memento__record *head)
@@ -676,8 +710,12 @@ int memento__store_write(memento_store *s, const char *name,
 	/* A write transaction cannot be unwound by a cleanup handler: a
 	 * cancellation in its commit (pwrite, fdatasync) would leave LMDB's
 	 * writer mutex to a dead thread and the environment unusable. */
+	size_t size = memento__record_size(head->name_len, head->key_len, head->payload_len);
+	if (size == 0)
+		return -E2BIG;
+	struct put put = { .key = key, .head = head, .size = size };
 	int cancel = memento__cancel_off();
-	int rc = write_growing(s, key, head);
+	int rc = write_growing(s, &put, 1);
 	memento__cancel_restore(cancel);
 	return rc;
 }
@@ -691,6 +729,7 @@ static void fork_prepare(void)
 	pthread_mutex_lock(&registry_lock);
 	for (memento_store *s = registry; s != NULL; s = s->next) {
 		pthread_mutex_lock(&s->lock);
+		memento__fills_fork_prepare(s);
 		memento__redis_fork_prepare(s->redis);
 	}
 }
@@ -699,6 +738,7 @@ static void fork_parent(void)
 {
 	for (memento_store *s = registry; s != NULL; s = s->next) {
 		memento__redis_fork_parent(s->redis);
+		memento__fills_fork_parent(s);
 		pthread_mutex_unlock(&s->lock);
 	}
 	pthread_mutex_unlock(&registry_lock);
@@ -714,6 +754,7 @@ static void fork_child(void)
 		memento__key_locks_drop_inherited(s);
 		/* Its Redis connections too: one socket, two readers. */
 		memento__redis_fork_child(s->redis);
+		memento__fills_fork_child(s);
 		pthread_mutex_unlock(&s->lock);
 	}
 	pthread_mutex_unlock(&registry_lock);
