@@ -754,8 +754,11 @@ MEMENTO_API int memento_key_ptr(memento_key *key, const void *p);
  * a key each).
  *
  * Tiers: options->next names the store to look in on a miss here (at
- * most 4 tiers).  A hit there is copied into this store; a creation is
- * written to every tier, the farthest first.  So an LMDB store with a
+ * most 4 tiers).  A hit there is copied into this store (into an LMDB
+ * store by a thread of that store, in the background, many copies per
+ * transaction: the get does not wait for the write, and a copy lost to a
+ * crash costs a later remote read; store_writes counts it when queued);
+ * a creation is written to every tier, the farthest first.  So an LMDB store with a
  * Redis store as next serves repeats from the machine's disk and shares
  * new results with the other machines.  next must stay open (and not be
  * closed) while this store is.
@@ -763,7 +766,9 @@ MEMENTO_API int memento_key_ptr(memento_key *key, const void *p);
  * writer lock when the store is new; a Redis store, on its server for at
  * most timeout_ns per command (connect, AUTH, SELECT, INFO).
  * Lifetime: *store until memento_store_close(); a Redis store keeps a
- * thread (the lease renewer, started by its first lease) until then.
+ * thread (the lease renewer, started by its first lease) until then, and
+ * an LMDB store with copies from a farther tier one (their writer, started
+ * by the first copy).
  */
 MEMENTO_API int memento_store_open(memento_store **store, const char *path,
                                    const memento_store_options *options);
@@ -773,8 +778,9 @@ MEMENTO_API int memento_store_open(memento_store **store, const char *path,
  * it, and every store that names it as next, must be freed or closed
  * first: closing it earlier is undefined (debug builds abort with an
  * assertion).
- * Threads: one, after every use of the store has returned.  Blocks: a
- * Redis store's, until its lease renewer has stopped (at most one round
+ * Threads: one, after every use of the store has returned.  Blocks: an
+ * LMDB store's, until the copies queued for it are written; a Redis
+ * store's, until its lease renewer has stopped (at most one round
  * of renewals and releases, each bounded by timeout_ns per step of its
  * connection).
  */
