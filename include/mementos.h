@@ -189,7 +189,10 @@ typedef struct memento_store_options {
 	                        holds its key before others take it over if its
 	                        holder stops renewing (renewed every lease_ns / 3
 	                        while its creating get holds it); 0: 30 s; at
-	                        least twice timeout_ns (else -EINVAL) */
+	                        least twice timeout_ns (else -EINVAL): a
+	                        renewal on an open connection then lands in
+	                        time; one that must reconnect (connect, AUTH,
+	                        SELECT, the command) needs 6 timeouts */
 } memento_store_options;
 
 #define MEMENTO_STORE_OPTIONS_INIT { sizeof(memento_store_options), 0, 0, 0, NULL, 0 }
@@ -756,8 +759,10 @@ MEMENTO_API int memento_key_ptr(memento_key *key, const void *p);
  * Tiers: options->next names the store to look in on a miss here (at
  * most 4 tiers).  A hit there is copied into this store (into an LMDB
  * store by a thread of that store, in the background, many copies per
- * transaction: the get does not wait for the write, and a copy lost to a
- * crash costs a later remote read; store_writes counts it when queued);
+ * transaction: the get does not wait for the write; the copies land while
+ * the store stays open, and at memento_store_close; one lost to a crash or
+ * to an exit without close costs a later remote read; store_writes counts
+ * it when queued);
  * a creation is written to every tier, the farthest first.  So an LMDB store with a
  * Redis store as next serves repeats from the machine's disk and shares
  * new results with the other machines.  next must stay open (and not be

@@ -983,8 +983,10 @@ MEMENTO__HIDDEN int memento__store_read(memento_store *s, const char *name,
 MEMENTO__HIDDEN int memento__store_write(memento_store *s, const char *name,
                                          const struct memento__store_key *key,
                                          const struct memento__record *head);
-/* Writes n whole records (their bytes as they are) in one transaction;
- * n in [1, MEMENTO__STORE_PUT_MAX]. */
+/* Writes n whole records (their bytes as they are) in one transaction,
+ * each unless its key holds a record made at or after it (copies from a
+ * farther tier must not replace a newer creation); n in
+ * [1, MEMENTO__STORE_PUT_MAX]. */
 #define MEMENTO__STORE_PUT_MAX 256
 MEMENTO__HIDDEN int memento__store_put_records(memento_store *s, size_t n,
                                                const struct memento__store_key *const *keys,

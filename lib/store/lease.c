@@ -92,15 +92,10 @@ struct memento__lease_copy {
 };
 typedef struct memento__lease_copy renewal;
 
-/* Renews each of n leases: one round trip, pipelined.  0, or the error. */
-static int renew_all(struct memento__redis *r, const renewal *w, size_t n)
+/* Renews each of n leases: one round trip, pipelined, on connection c. */
+static int renew_on(redisContext *c, const renewal *w, size_t n, const char *ms, size_t ms_len)
 {
-	char ms[24];
-	size_t ms_len = (size_t)lease_ms(&r->leases, ms, sizeof ms);
-	redisContext *c;
-	int rc = memento__redis_take(r, &c, true, NULL);
-	if (rc != 0)
-		return rc; /* the server is away: the waiters will find it so too */
+	int rc = 0;
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		const char *argv[6] = { "EVAL", RENEW, "1", w[i].key, w[i].token, ms };
 		size_t lens[6] = { 4, sizeof RENEW - 1, 1, w[i].key_len, sizeof w[i].token, ms_len };
@@ -116,8 +111,30 @@ static int renew_all(struct memento__redis *r, const renewal *w, size_t n)
 		 * and writes a whole record all the same. */
 		freeReplyObject(reply);
 	}
-	memento__redis_give_back(r, c, rc);
 	return rc;
+}
+
+/* Renews each of n leases: 0, or the error.  As memento__redis_run does,
+ * once more on a new connection when a pooled one was closed by the
+ * server (a restart): else each round would close one dead connection
+ * and the leases would expire under live holders. */
+static int renew_all(struct memento__redis *r, const renewal *w, size_t n)
+{
+	char ms[24];
+	size_t ms_len = (size_t)lease_ms(&r->leases, ms, sizeof ms);
+	int rc;
+	for (int attempt = 0;; attempt++) {
+		redisContext *c;
+		bool pooled;
+		rc = memento__redis_take(r, &c, true, &pooled);
+		if (rc != 0)
+			return rc; /* the server is away: the waiters find it so too */
+		rc = renew_on(c, w, n, ms, ms_len);
+		memento__redis_give_back(r, c, rc);
+		if (attempt > 0 || !pooled || (rc != -ECONNRESET && rc != -EPIPE))
+			return rc;
+		memento__redis_drop_idle(r);
+	}
 }
 
 static int release_one(struct memento__redis *r, const char *key, size_t key_len,
@@ -137,16 +154,25 @@ static void copy_free(renewal *w)
 	free(w);
 }
 
-/* Tries the pending releases (taken off the list); returns those to try
- * again. */
+/* Tries the pending releases (taken off the list), at most
+ * RELEASES_PER_ROUND and none once the store is closing (they expire);
+ * returns those to try again. */
+#define RELEASES_PER_ROUND 64
 static renewal *release_pending(struct memento__redis *r, renewal *list)
 {
 	renewal *keep = NULL;
 	uint64_t now = memento__redis_now_ns();
+	unsigned int tried = 0;
 	while (list != NULL) {
 		renewal *w = list;
 		list = w->next;
-		if (now < w->until_ns && release_one(r, w->key, w->key_len, w->token, true) != 0) {
+		bool stopping = atomic_load_explicit(&r->leases.stopping_hint, memory_order_relaxed);
+		bool again = now < w->until_ns && !stopping;
+		if (again && tried < RELEASES_PER_ROUND) {
+			tried++;
+			again = release_one(r, w->key, w->key_len, w->token, true) != 0;
+		}
+		if (again) {
 			w->next = keep;
 			keep = w;
 		} else {
@@ -189,8 +215,10 @@ static void *renewer_main(void *arg)
 	while (!ls->stopping) {
 		uint64_t at = memento__redis_now_ns() + ls->lease_ns / (failed ? 10 : 3);
 		struct timespec ts = { (time_t)(at / 1000000000u), (long)(at % 1000000000u) };
-		while (!ls->stopping && pthread_cond_timedwait(&ls->wake, &ls->lock, &ts) != ETIMEDOUT)
+		while (!ls->stopping && !ls->release_waiting &&
+		       pthread_cond_timedwait(&ls->wake, &ls->lock, &ts) != ETIMEDOUT)
 			;
+		ls->release_waiting = false;
 		if (ls->stopping)
 			break;
 		size_t n;
@@ -245,6 +273,7 @@ void memento__leases_stop(struct memento__redis *r)
 	struct memento__leases *ls = &r->leases;
 	pthread_mutex_lock(&ls->lock);
 	ls->stopping = true;
+	atomic_store_explicit(&ls->stopping_hint, true, memory_order_relaxed);
 	bool running = ls->renewer_running;
 	ls->renewer_running = false;
 	pthread_cond_broadcast(&ls->wake);
@@ -349,10 +378,14 @@ int memento__redis_lease_take(struct memento__redis *r, const char *name,
 	else if (rc == 0 && reply->integer == 0)
 		rc = -EBUSY; /* another holder's */
 	freeReplyObject(reply);
-	/* Taken; or perhaps taken, when the reply timed out: listed too, so
-	 * that a lease that was set is renewed and released (the caller
-	 * computes without waiting, as when the server is away). */
-	if (rc == 0 || rc == -ETIMEDOUT) {
+	/* Taken; or perhaps taken, when the script may have run but its
+	 * reply was lost (a timeout, a reset): listed too, so that a lease
+	 * that was set is renewed and released (the caller computes without
+	 * waiting, as when the server is away).  Listing one that was not
+	 * set costs a renewal and a release that find another token. */
+	bool perhaps = rc != 0 && rc != -EBUSY && rc != -EAGAIN && rc != -ENOMEM &&
+	               rc != -EPROTO && rc != -ECONNREFUSED;
+	if (rc == 0 || perhaps) {
 		held_add(r, l);
 	} else {
 		free(l->key);
@@ -393,6 +426,8 @@ void memento__redis_lease_release(struct memento__lease *l)
 			pthread_mutex_lock(&ls->lock);
 			w->next = ls->pending;
 			ls->pending = w;
+			ls->release_waiting = true; /* now, not at the next round */
+			pthread_cond_signal(&ls->wake);
 			pthread_mutex_unlock(&ls->lock);
 		}
 	}

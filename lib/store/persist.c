@@ -9,7 +9,8 @@
  *   fp = fingerprint(args)
  *   read each tier in turn: the first fresh record (same identity and fp,
  *     checksum, decode) is the result, copied into the tiers before it
- *     (an LMDB tier's copy is written in the background: fill.c)
+ *     (an LMDB tier's copy is written in the background: fill.c; but
+ *     at once when found under the exclusions below)
  *   then tier by tier, take the key's exclusion and read that tier again:
  *     LMDB: lock the key across processes (keylock.c), sleeping while
  *       another process of the machine computes it
@@ -115,6 +116,7 @@ struct production {
 	char token[MEMENTO__LEASE_TOKEN]; /* for every lease it takes */
 	bool has_token;
 	bool waited;       /* counted in remote_waits */
+	bool excluding;    /* taking or holding the tiers' exclusions */
 	bool stale;        /* a read found the key's record with another fingerprint */
 	bool fault;        /* a read found it damaged, or failed; counted once */
 	bool remote_fault; /* ... in a Redis tier */
@@ -171,8 +173,10 @@ static void fill_nearer(struct production *p, unsigned int upto)
 		memento_store *tier = p->tiers[i];
 		if (!memento__store_writable(tier))
 			continue;
+		/* Under the exclusions, written now: a process waiting on the
+		 * LMDB tier's key lock reads it as soon as the lock goes. */
 		int rc = -EAGAIN;
-		if (!memento__store_is_remote(tier))
+		if (!memento__store_is_remote(tier) && !p->excluding)
 			rc = memento__fill_queue(tier, &p->store_key, p->copy, p->copy_len);
 		if (rc != 0)
 			rc = memento__store_write(tier, p->cls->name, &p->store_key, &head);
@@ -448,6 +452,7 @@ int memento__persist_produce(memento_class *cls, const unsigned char *key, uint3
 	/* Covers the waits, the reads under the exclusions (decode), create
 	 * and encode: a cancelled creator releases every key. */
 	pthread_cleanup_push(holds_abandoned, &p);
+	p.excluding = true;
 	for (unsigned int k = 0; k < p.ntiers && rc == 0; k++)
 		rc = exclude(&p, order[k], deadline);
 	if (rc == -ETIMEDOUT) {

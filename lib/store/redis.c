@@ -83,7 +83,10 @@ static void sigpipe_block(struct sigpipe_guard *g)
 
 static void sigpipe_restore(const struct sigpipe_guard *g)
 {
-	if (!g->was_pending && !sigismember(&g->old, SIGPIPE)) {
+	/* One pending now that was not before was raised in the window, by
+	 * this command (a blocked SIGPIPE would stay pending, to kill the
+	 * process when the caller unblocks it). */
+	if (!g->was_pending) {
 		sigset_t pipe_set;
 		sigemptyset(&pipe_set);
 		sigaddset(&pipe_set, SIGPIPE);
@@ -214,6 +217,13 @@ static void drop_idle(struct memento__redis *r)
 		redisFree(r->idle[--r->nidle]);
 }
 
+void memento__redis_drop_idle(struct memento__redis *r)
+{
+	pthread_mutex_lock(&r->lock);
+	drop_idle(r);
+	pthread_mutex_unlock(&r->lock);
+}
+
 int memento__redis_run(struct memento__redis *r, int argc, const char **argv,
                        const size_t *lens, redisReply **reply, bool bypass_quiet)
 {
@@ -233,9 +243,7 @@ int memento__redis_run(struct memento__redis *r, int argc, const char **argv,
 		 * Once more on a new one; every command here may run twice. */
 		if (attempt > 0 || !pooled || (rc != -ECONNRESET && rc != -EPIPE))
 			break;
-		pthread_mutex_lock(&r->lock);
-		drop_idle(r);
-		pthread_mutex_unlock(&r->lock);
+		memento__redis_drop_idle(r);
 	}
 	memento__cancel_restore(cancel);
 	return rc;

@@ -25,6 +25,9 @@ struct memento__leases {
 	 * and a release of one of them must touch neither list nor server. */
 	unsigned int generation;
 	bool renewer_running, stopping;
+	bool release_waiting; /* a release was left to the renewer: go now */
+	_Atomic bool stopping_hint; /* stopping, read without the lock (relaxed:
+	                               it only cuts a round of releases short) */
 	pthread_t renewer;
 };
 
@@ -60,6 +63,8 @@ MEMENTO__HIDDEN int memento__redis_command(redisContext *c, int argc, const char
 MEMENTO__HIDDEN int memento__redis_run(struct memento__redis *r, int argc, const char **argv,
                                        const size_t *lens, redisReply **reply,
                                        bool bypass_quiet);
+/* Closes the idle connections (under the pool's lock). */
+MEMENTO__HIDDEN void memento__redis_drop_idle(struct memento__redis *r);
 /* The connection's error as a negative errno. */
 MEMENTO__HIDDEN int memento__redis_context_error(const redisContext *c);
 /* "mementos:" name ":{" 48 hex digits "}" suffix, NUL-terminated; NULL when

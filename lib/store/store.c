@@ -635,7 +635,18 @@ struct put {
 	const struct memento__record *head;
 	const void *bytes;
 	size_t size;
+	bool unless_newer; /* skipped when the key holds a record made later */
 };
+
+/* Whether the record in the map (v) was made at or after the one in
+ * put: a copy queued before a newer creation must not replace it. */
+static bool held_is_newer(const MDB_val *v, const struct put *put)
+{
+	struct memento__record held, incoming;
+	return memento__record_parse(v->mv_data, v->mv_size, &held) == MEMENTO__RECORD_OK &&
+	       memento__record_parse(put->bytes, put->size, &incoming) == MEMENTO__RECORD_OK &&
+	       held.created_ns >= incoming.created_ns;
+}
 
 /* One attempt at a write transaction that puts n records. */
 static int write_once(struct store_env *se, const struct put *puts, size_t n)
@@ -646,7 +657,10 @@ static int write_once(struct store_env *se, const struct put *puts, size_t n)
 		return rc;
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		MDB_val k = { sizeof puts[i].key->b, (void *)puts[i].key->b },
-			v = { puts[i].size, NULL };
+			v = { puts[i].size, NULL }, held;
+		if (puts[i].unless_newer && mdb_get(txn, se->results, &k, &held) == 0 &&
+		    held_is_newer(&held, &puts[i]))
+			continue;
 		rc = mdb_put(txn, se->results, &k, &v, MDB_RESERVE);
 		if (rc == 0 && puts[i].head != NULL)
 			memento__record_write(v.mv_data, puts[i].head);
@@ -692,7 +706,9 @@ int memento__store_put_records(memento_store *s, size_t n,
 		return -EINVAL;
 	struct put puts[MEMENTO__STORE_PUT_MAX];
 	for (size_t i = 0; i < n; i++)
-		puts[i] = (struct put){ .key = keys[i], .bytes = records[i], .size = lens[i] };
+		puts[i] = (struct put){
+			.key = keys[i], .bytes = records[i], .size = lens[i], .unless_newer = true,
+		};
 	int cancel = memento__cancel_off(); /* see memento__store_write */
 	int rc = write_growing(s, puts, n);
 	memento__cancel_restore(cancel);
