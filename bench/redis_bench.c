@@ -43,17 +43,19 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* mkdtemp, prctl */
 #endif
+#define BENCH_NAME "redis_bench"
 
 #include <mementos.h>
 
+#include "bench_blob.h"
 #include "bench_cli.h"
+#include "bench_util.h"
 
 #include "internal.h" /* lib/: record.h, and the URI parse (uri.c compiled in) */
 
 #include <hiredis/hiredis.h>
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -76,177 +78,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define BENCH_SEED UINT64_C(0x6d656d656e746f73)
 #define CLASS_PREFIX "rbench-"
 #define STAMPEDE_MAXP 64
 #define STAMPEDE_MAXT 64
-
-/* ---- helpers ------------------------------------------------------------------ */
-
-static void die(const char *what, int err)
-{
-	fprintf(stderr, "redis_bench: %s: %s\n", what, memento_strerror(err));
-	exit(1);
-}
-
-static void die_sys(const char *what)
-{
-	fprintf(stderr, "redis_bench: %s: %s\n", what, strerror(errno));
-	exit(1);
-}
-
-static void die_msg(const char *what)
-{
-	fprintf(stderr, "redis_bench: %s\n", what);
-	exit(1);
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * UINT64_C(1000000000) + (uint64_t)ts.tv_nsec;
-}
-
-/* This thread's CPU time: the client's own work, without the waits. */
-static uint64_t cpu_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * UINT64_C(1000000000) + (uint64_t)ts.tv_nsec;
-}
-
-static void sleep_ns(long ns)
-{
-	struct timespec ts = { ns / 1000000000L, ns % 1000000000L };
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
-static uint64_t splitmix64(uint64_t *state)
-{
-	uint64_t z = (*state += UINT64_C(0x9E3779B97F4A7C15));
-	z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-	z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-	return z ^ (z >> 31);
-}
-
-static void fill_random(unsigned char *p, size_t n, uint64_t seed)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = (unsigned char)splitmix64(&seed);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-/* The q-quantile (0..1) of n values, nearest rank; v is sorted in place. */
-static double quantile(double *v, size_t n, double q)
-{
-	qsort(v, n, sizeof *v, cmp_double);
-	size_t i = (size_t)ceil(q * (double)n);
-	i = i == 0 ? 0 : i - 1;
-	return v[i < n ? i : n - 1];
-}
-
-static double median_of(const double *v, int n)
-{
-	double s[n];
-	memcpy(s, v, (size_t)n * sizeof *s);
-	qsort(s, (size_t)n, sizeof *s, cmp_double);
-	return n % 2 != 0 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-}
-
-static void cpu_model(char *out, size_t n)
-{
-	snprintf(out, n, "unknown");
-	FILE *f = fopen("/proc/cpuinfo", "r");
-	if (f == NULL)
-		return;
-	char line[512];
-	while (fgets(line, sizeof line, f) != NULL) {
-		if (strncmp(line, "model name", 10) != 0)
-			continue;
-		char *v = strchr(line, ':');
-		if (v == NULL)
-			break;
-		v++;
-		while (*v == ' ' || *v == '\t')
-			v++;
-		v[strcspn(v, "\n")] = '\0';
-		snprintf(out, n, "%s", v);
-		break;
-	}
-	fclose(f);
-}
-
-/* The run's temporary directory, and directories in it. */
-static char base_dir[512];
-
-static char *subdir(const char *name)
-{
-	static unsigned seq;
-	char *p = malloc(strlen(base_dir) + strlen(name) + 32);
-	if (p == NULL)
-		die("malloc", -ENOMEM);
-	sprintf(p, "%s/%s-%u", base_dir, name, seq++);
-	if (mkdir(p, 0700) != 0)
-		die_sys(p);
-	return p;
-}
-
-/* Removes a directory of plain files (what LMDB and redis-server leave). */
-static void remove_dir(const char *path)
-{
-	DIR *d = opendir(path);
-	if (d == NULL)
-		return;
-	struct dirent *de;
-	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		char f[1024];
-		snprintf(f, sizeof f, "%s/%s", path, de->d_name);
-		(void)unlink(f);
-	}
-	closedir(d);
-	(void)rmdir(path);
-}
-
-/* ---- results ------------------------------------------------------------------ */
-
-struct row {
-	char benchmark[16];
-	char variant[40];
-	char stat[24];
-	double value;
-	char unit[16];
-	double ratio; /* NAN: none */
-	char reference[40];
-	int rounds;
-};
-
-static struct row rows[128];
-static int nrows;
-
-static void add_row(const char *bench, const char *variant, const char *stat, double value,
-                    const char *unit, double ratio, const char *reference, int rounds)
-{
-	if (nrows == (int)(sizeof rows / sizeof rows[0]))
-		die("too many rows", -ENOMEM);
-	struct row *r = &rows[nrows++];
-	snprintf(r->benchmark, sizeof r->benchmark, "%s", bench);
-	snprintf(r->variant, sizeof r->variant, "%s", variant);
-	snprintf(r->stat, sizeof r->stat, "%s", stat);
-	r->value = value;
-	snprintf(r->unit, sizeof r->unit, "%s", unit);
-	r->ratio = ratio;
-	snprintf(r->reference, sizeof r->reference, "%s", reference != NULL ? reference : "");
-	r->rounds = rounds;
-}
 
 /* ---- configuration ------------------------------------------------------------ */
 
@@ -292,20 +126,7 @@ static void base_dir_remove(void)
 	if (getpid() != base_owner)
 		return;
 	server_stop();
-	DIR *d = opendir(base_dir);
-	if (d == NULL)
-		return;
-	struct dirent *de;
-	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		char sub[1024];
-		snprintf(sub, sizeof sub, "%s/%s", base_dir, de->d_name);
-		remove_dir(sub); /* a directory of plain files */
-		(void)unlink(sub);
-	}
-	closedir(d);
-	(void)rmdir(base_dir);
+	remove_dir(base_dir);
 }
 
 /* A port the kernel just gave out and took back: free, most likely. */
@@ -495,99 +316,7 @@ static memento_store *redis_store_open(const struct config *cfg)
 	return store;
 }
 
-static memento_cache *new_cache(size_t capacity, unsigned int shards)
-{
-	memento_cache_options co = MEMENTO_CACHE_OPTIONS_INIT;
-	co.initial_capacity = capacity;
-	co.shards = shards;
-	co.seed = BENCH_SEED;
-	memento_cache *cache;
-	int rc = memento_cache_new_with(&cache, &co);
-	if (rc != 0)
-		die("memento_cache_new_with", rc);
-	return cache;
-}
-
 /* ---- remote_hit --------------------------------------------------------------- */
-
-/* What every decode builds: a copy of the payload, as a real decoder
- * that owns its object would. */
-struct blob {
-	size_t len;
-	unsigned char data[];
-};
-
-struct hit_world {
-	size_t payload;
-};
-
-struct hit_args {
-	uint64_t id;
-	uint64_t index;
-};
-
-static int hit_key(memento_key *key, const void *args, void *ctx)
-{
-	(void)ctx;
-	return memento_key_u64(key, ((const struct hit_args *)args)->id);
-}
-
-/* Only in the fill: the payload is the index, then bytes from the id. */
-static int hit_create(void **obj, const void *args, void *ctx)
-{
-	const struct hit_args *a = args;
-	const struct hit_world *w = ctx;
-	struct blob *b = malloc(sizeof *b + w->payload);
-	if (b == NULL)
-		return -ENOMEM;
-	b->len = w->payload;
-	fill_random(b->data, w->payload, a->id);
-	memcpy(b->data, &a->index, sizeof a->index);
-	*obj = b;
-	return 0;
-}
-
-static int hit_encode(const void *obj, memento_buf *out, void *ctx)
-{
-	(void)ctx;
-	const struct blob *b = obj;
-	return memento_buf_append(out, b->data, b->len);
-}
-
-/* The decode both sides run. */
-static int hit_decode(void **obj, const void *data, size_t len, void *ctx)
-{
-	(void)ctx;
-	struct blob *b = malloc(sizeof *b + len);
-	if (b == NULL)
-		return -ENOMEM;
-	b->len = len;
-	memcpy(b->data, data, len);
-	*obj = b;
-	return 0;
-}
-
-static void hit_destroy(void *obj, void *ctx)
-{
-	(void)ctx;
-	free(obj);
-}
-
-static memento_class *hit_class(memento_cache *cache, const char *name, memento_store *store,
-                                struct hit_world *w)
-{
-	memento_class_desc d = { name, hit_key, hit_create, hit_destroy, w };
-	memento_class_options o = MEMENTO_CLASS_OPTIONS_INIT;
-	o.store = store;
-	o.version = "1";
-	o.encode = hit_encode;
-	o.decode = hit_decode;
-	memento_class *cls;
-	int rc = memento_class_new_with(cache, &d, &o, &cls);
-	if (rc != 0)
-		die("memento_class_new_with", rc);
-	return cls;
-}
 
 /* One payload size: its keys, access order, and the floor's Redis keys. */
 struct hit_set {
@@ -615,22 +344,13 @@ static void hit_set_make(struct hit_set *s, const char *name, size_t payload, si
 	s->rkey = calloc(n, sizeof *s->rkey);
 	if (!s->args || !s->order || !s->ident || !s->rkey)
 		die("calloc", -ENOMEM);
+	hit_keys_make(s->args, s->order, s->ident, n, seed);
 	/* The Redis key: "mementos:" name ":{" hex of the 24-byte record key "}"
 	 * (memento_store_open's comment; record.h has the record key). */
 	static const char hex[] = "0123456789abcdef";
 	uint64_t class_hash = memento__record_class_hash(name, strlen(name));
 	s->rkey_len = strlen("mementos:") + strlen(name) + 2 + 2 * MEMENTO__RECORD_KEY + 1;
 	for (size_t i = 0; i < n; i++) {
-		s->args[i].id = splitmix64(&seed);
-		s->args[i].index = i;
-		s->order[i] = (uint32_t)i;
-		/* memento_key_u64's bytes: a tag word 'u', then the value,
-		 * little-endian words (bench/hit_floor.c has the format). */
-		uint64_t tag = 'u', v = s->args[i].id;
-		for (int b = 0; b < 8; b++) {
-			s->ident[i][b] = (unsigned char)(tag >> (8 * b));
-			s->ident[i][8 + b] = (unsigned char)(v >> (8 * b));
-		}
 		unsigned char rk[MEMENTO__RECORD_KEY];
 		memento__record_key(class_hash, s->ident[i], 16, rk);
 		char *k = malloc(s->rkey_len + 1), *w = k;
@@ -644,12 +364,6 @@ static void hit_set_make(struct hit_set *s, const char *name, size_t payload, si
 		*w++ = '}';
 		*w = '\0';
 		s->rkey[i] = k;
-	}
-	for (size_t i = n - 1; i > 0; i--) {
-		size_t j = (size_t)(splitmix64(&seed) % (i + 1));
-		uint32_t t = s->order[i];
-		s->order[i] = s->order[j];
-		s->order[j] = t;
 	}
 }
 
@@ -704,9 +418,12 @@ __attribute__((noinline)) static int raw_get(redisContext *c, const struct hit_s
 	return rc;
 }
 
-/* A pass through a fresh cache: every key once, all memory misses, all
- * remote hits.  Only the gets are timed. */
-static double time_remote_hits(memento_store *store, struct hit_set *s, double *cpu)
+/* A pass through a fresh cache whose class is on store: every key once,
+ * all memory misses.  Only the gets are timed: wall time per get, and in
+ * *cpu the thread's CPU time per get; *st the class's stats.  what names
+ * the gets when one fails. */
+static double time_hit_pass(memento_store *store, struct hit_set *s, const char *what,
+                            double *cpu, memento_stats *st)
 {
 	memento_cache *cache = new_cache(s->n, 0);
 	memento_class *cls = hit_class(cache, s->name, store, &s->world);
@@ -715,12 +432,20 @@ static double time_remote_hits(memento_store *store, struct hit_set *s, double *
 		void *obj;
 		int rc = memento_get(cls, &s->args[s->order[i]], &obj);
 		if (rc != 0)
-			die("memento_get (remote hit)", rc);
+			die(what, rc);
 	}
 	uint64_t t = now_ns() - t0;
 	*cpu = (double)(cpu_ns() - c0) / (double)s->n;
+	memento_class_stats(cls, st);
+	memento_cache_free(cache);
+	return (double)t / (double)s->n;
+}
+
+/* A pass of remote hits: the class on the Redis store. */
+static double time_remote_hits(memento_store *store, struct hit_set *s, double *cpu)
+{
 	memento_stats st;
-	memento_class_stats(cls, &st);
+	double t = time_hit_pass(store, s, "memento_get (remote hit)", cpu, &st);
 	if (st.remote_hits != s->n || st.store_hits != s->n || st.creations != 0 ||
 	    st.store_errors != 0 || st.remote_waits != 0) {
 		fprintf(stderr,
@@ -730,8 +455,24 @@ static double time_remote_hits(memento_store *store, struct hit_set *s, double *
 		        s->n);
 		die_msg("remote hits: not every get was a remote hit");
 	}
-	memento_cache_free(cache);
-	return (double)t / (double)s->n;
+	return t;
+}
+
+/* An LMDB store in a fresh directory of the run (*dir, for the caller to
+ * remove and free) whose next tier is rstore; flags: MEMENTO_STORE_NOSYNC
+ * or durable. */
+static memento_store *lmdb_tier_open(memento_store *rstore, const char *name, unsigned flags,
+                                     char **dir)
+{
+	*dir = subdir(name);
+	memento_store_options so = MEMENTO_STORE_OPTIONS_INIT;
+	so.flags = flags;
+	so.next = rstore;
+	memento_store *lstore;
+	int rc = memento_store_open(&lstore, *dir, &so);
+	if (rc != 0)
+		die("memento_store_open (lmdb, next = redis)", rc);
+	return lstore;
 }
 
 /* The issue's remote hit: a memory miss and an LMDB miss, then a Redis hit,
@@ -740,35 +481,17 @@ static double time_remote_hits(memento_store *store, struct hit_set *s, double *
 static double time_tiered_remote_hits(memento_store *rstore, struct hit_set *s, unsigned flags,
                                       double *cpu)
 {
-	char *dir = subdir("tiered-hit");
-	memento_store_options so = MEMENTO_STORE_OPTIONS_INIT;
-	so.flags = flags;
-	so.next = rstore;
-	memento_store *lstore;
-	int rc = memento_store_open(&lstore, dir, &so);
-	if (rc != 0)
-		die("memento_store_open (lmdb, next = redis)", rc);
-	memento_cache *cache = new_cache(s->n, 0);
-	memento_class *cls = hit_class(cache, s->name, lstore, &s->world);
-	uint64_t c0 = cpu_ns(), t0 = now_ns();
-	for (size_t i = 0; i < s->n; i++) {
-		void *obj;
-		rc = memento_get(cls, &s->args[s->order[i]], &obj);
-		if (rc != 0)
-			die("memento_get (tiered remote hit)", rc);
-	}
-	uint64_t t = now_ns() - t0;
-	*cpu = (double)(cpu_ns() - c0) / (double)s->n;
+	char *dir;
+	memento_store *lstore = lmdb_tier_open(rstore, "tiered-hit", flags, &dir);
 	memento_stats st;
-	memento_class_stats(cls, &st);
+	double t = time_hit_pass(lstore, s, "memento_get (tiered remote hit)", cpu, &st);
 	if (st.remote_hits != s->n || st.store_hits != s->n || st.creations != 0 ||
 	    st.store_writes != s->n || st.store_errors != 0)
 		die_msg("tiered remote hits: not every get was an LMDB miss, a Redis hit and a fill");
-	memento_cache_free(cache);
 	memento_store_close(lstore);
 	remove_dir(dir);
 	free(dir);
-	return (double)t / (double)s->n;
+	return t;
 }
 
 /* The floor's pass: the same keys and order; the decoded objects are kept
@@ -837,15 +560,8 @@ static void bench_remote_hit(const struct config *cfg)
 
 	fprintf(stderr, "remote_hit: filling %zu keys x 2 sizes\n", cfg->hit_keys);
 	memento_cache *cache = new_cache(2 * cfg->hit_keys, 0);
-	for (int i = 0; i < 2; i++) {
-		memento_class *cls = hit_class(cache, sets[i].name, store, &sets[i].world);
-		for (size_t j = 0; j < sets[i].n; j++) {
-			void *obj;
-			int rc = memento_get(cls, &sets[i].args[j], &obj);
-			if (rc != 0)
-				die("memento_get (fill)", rc);
-		}
-	}
+	for (int i = 0; i < 2; i++)
+		hit_fill(cache, sets[i].name, store, &sets[i].world, sets[i].args, sets[i].n);
 	memento_cache_free(cache);
 
 	redisContext *c = raw_connect(&cfg->target, false);
@@ -988,12 +704,6 @@ struct st_proc {
 
 static _Thread_local int st_thread = -1;
 
-static int st_key(memento_key *key, const void *args, void *ctx)
-{
-	(void)ctx;
-	return memento_key_u64(key, *(const uint64_t *)args);
-}
-
 static int st_create(void **obj, const void *args, void *ctx)
 {
 	struct st_proc *p = ctx;
@@ -1010,24 +720,6 @@ static int st_create(void **obj, const void *args, void *ctx)
 	/* The last moment create can see: encode, SET, lease release and the
 	 * publish follow. */
 	p->v.t_create_ret[r] = now_ns();
-	return 0;
-}
-
-static int st_encode(const void *obj, memento_buf *out, void *ctx)
-{
-	(void)obj;
-	(void)ctx;
-	unsigned char b[64] = { 1 };
-	return memento_buf_append(out, b, sizeof b);
-}
-
-static int st_decode(void **obj, const void *data, size_t len, void *ctx)
-{
-	(void)data;
-	(void)ctx;
-	if (len != 64)
-		return -EBADMSG;
-	*obj = NULL;
 	return 0;
 }
 
@@ -1068,18 +760,13 @@ static void st_run(const struct config *cfg, struct st_view *v, int me)
 	struct st_proc p = { *v, me, NULL };
 	memento_store *store = redis_store_open(cfg);
 	memento_cache *cache = new_cache(64, 0);
-	memento_class_desc d = { CLASS_PREFIX "stampede", st_key, st_create, NULL, &p };
-	memento_class_options o = MEMENTO_CLASS_OPTIONS_INIT;
-	o.store = store;
-	o.version = "1";
-	o.encode = st_encode;
-	o.decode = st_decode;
-	int rc = memento_class_new_with(cache, &d, &o, &p.cls);
-	if (rc != 0)
-		die("memento_class_new_with", rc);
+	memento_class_desc d = { CLASS_PREFIX "stampede", u64_key, st_create, NULL, &p };
+	p.cls = persisted_class(cache, &d, NULL, store, marker_encode, marker_decode,
+	                        "memento_class_new_with");
 	/* Warm-up: this process's connection, on a key of its own. */
 	uint64_t warm = sh->key_base - 1 - (uint64_t)me;
 	void *obj;
+	int rc;
 	if ((rc = memento_get(p.cls, &warm, &obj)) != 0)
 		die("memento_get (warm-up)", rc);
 	memento_stats before;
@@ -1103,6 +790,19 @@ static void st_run(const struct config *cfg, struct st_view *v, int me)
 	out[3] = st.waits - before.waits;
 	memento_cache_free(cache);
 	memento_store_close(store);
+}
+
+/* The p50, p90 and max of n waiters' delays from create's return (none
+ * when n is 0); d is sorted in place. */
+static void waiter_rows(const char *variant, double *d, size_t n)
+{
+	if (n == 0)
+		return;
+	double p50 = quantile(d, n, 0.5), p90 = quantile(d, n, 0.9);
+	double worst = d[n - 1];
+	add_row("stampede", variant, "p50", p50, "ns", NAN, "create-return", (int)n);
+	add_row("stampede", variant, "p90", p90, "ns", NAN, "create-return", (int)n);
+	add_row("stampede", variant, "max", worst, "ns", NAN, "create-return", (int)n);
 }
 
 /* Set when a stampede created other than once: main exits nonzero. */
@@ -1236,26 +936,8 @@ static void bench_stampede(const struct config *cfg)
 		        rounds);
 		return; /* main exits nonzero after printing */
 	}
-	if (nr > 0) {
-		double p50 = quantile(remote, nr, 0.5), p90 = quantile(remote, nr, 0.9);
-		double worst = remote[nr - 1];
-		add_row("stampede", "other-process-waiters", "p50", p50, "ns", NAN, "create-return",
-		        (int)nr);
-		add_row("stampede", "other-process-waiters", "p90", p90, "ns", NAN, "create-return",
-		        (int)nr);
-		add_row("stampede", "other-process-waiters", "max", worst, "ns", NAN, "create-return",
-		        (int)nr);
-	}
-	if (nl > 0) {
-		double p50 = quantile(local, nl, 0.5), p90 = quantile(local, nl, 0.9);
-		double worst = local[nl - 1];
-		add_row("stampede", "creator-process-waiters", "p50", p50, "ns", NAN, "create-return",
-		        (int)nl);
-		add_row("stampede", "creator-process-waiters", "p90", p90, "ns", NAN, "create-return",
-		        (int)nl);
-		add_row("stampede", "creator-process-waiters", "max", worst, "ns", NAN, "create-return",
-		        (int)nl);
-	}
+	waiter_rows("other-process-waiters", remote, nr);
+	waiter_rows("creator-process-waiters", local, nl);
 	/* The creator's own get: encode, SET, lease release, publish. */
 	add_row("stampede", "creator-get", "p50", quantile(window, nw, 0.5), "ns", NAN,
 	        "create-return", (int)nw);
@@ -1279,12 +961,6 @@ struct zipf_world {
 	uint64_t *ids; /* by rank */
 };
 
-static int zipf_key(memento_key *key, const void *args, void *ctx)
-{
-	(void)ctx;
-	return memento_key_u64(key, *(const uint64_t *)args);
-}
-
 static int zipf_create(void **obj, const void *args, void *ctx)
 {
 	const struct zipf_world *w = ctx;
@@ -1300,21 +976,14 @@ static int zipf_create(void **obj, const void *args, void *ctx)
 static memento_class *zipf_class(memento_cache *cache, memento_store *store,
                                  struct zipf_world *w, uint64_t bound)
 {
-	memento_class_desc d = { CLASS_PREFIX "zipf", zipf_key, zipf_create, hit_destroy, w };
+	memento_class_desc d = { CLASS_PREFIX "zipf", u64_key, zipf_create, hit_destroy, w };
 	memento_class_options o = MEMENTO_CLASS_OPTIONS_INIT;
 	if (bound != 0) {
 		o.lifetime = MEMENTO_LIFETIME_GUARDED;
 		o.max_entries = bound;
 	}
-	o.store = store;
-	o.version = "1";
-	o.encode = hit_encode;
-	o.decode = hit_decode;
-	memento_class *cls;
-	int rc = memento_class_new_with(cache, &d, &o, &cls);
-	if (rc != 0)
-		die("memento_class_new_with (zipf)", rc);
-	return cls;
+	return persisted_class(cache, &d, &o, store, hit_encode, hit_decode,
+	                       "memento_class_new_with (zipf)");
 }
 
 /* m draws of ranks in [0, k), Zipf(s): the inverse of the CDF. */
@@ -1393,14 +1062,8 @@ static void bench_tier(const struct config *cfg)
 	}
 	memento_cache_free(cache);
 
-	char *dir = subdir("tier-lmdb");
-	memento_store_options so = MEMENTO_STORE_OPTIONS_INIT;
-	so.flags = MEMENTO_STORE_NOSYNC;
-	so.next = rstore;
-	memento_store *lstore;
-	int rc = memento_store_open(&lstore, dir, &so);
-	if (rc != 0)
-		die("memento_store_open (lmdb, next = redis)", rc);
+	char *dir;
+	memento_store *lstore = lmdb_tier_open(rstore, "tier-lmdb", MEMENTO_STORE_NOSYNC, &dir);
 
 	/* The first pass of each side, untimed as a round but reported: the
 	 * LMDB tier starts empty and fills from the server. */
@@ -1485,45 +1148,6 @@ static const char *target_of(const struct row *r, bool *judged, bool *met)
 	return "";
 }
 
-static void print_table(FILE *out, const char *cpu)
-{
-	fprintf(out, "\n%-11s %-26s %-17s %14s %-10s %8s  %-14s %s\n", "benchmark", "variant",
-	        "stat", "value", "unit", "ratio", "reference", "target");
-	for (int i = 0; i < nrows; i++) {
-		const struct row *r = &rows[i];
-		char ratio[16] = "";
-		if (!isnan(r->ratio))
-			snprintf(ratio, sizeof ratio, "%.3fx", r->ratio);
-		bool judged, met;
-		const char *target = target_of(r, &judged, &met);
-		fprintf(out, "%-11s %-26s %-17s ", r->benchmark, r->variant, r->stat);
-		if (strcmp(r->unit, "fraction") == 0)
-			fprintf(out, "%14.3f", r->value);
-		else
-			fprintf(out, "%14.1f", r->value);
-		fprintf(out, " %-10s %8s  %-14s %s%s\n", r->unit, ratio, r->reference, target,
-		        judged ? (met ? " (met)" : " (MISSED)") : "");
-	}
-	fprintf(out, "cpu: %s\n", cpu);
-}
-
-static void write_csv(const char *path, const char *cpu)
-{
-	FILE *f = fopen(path, "w");
-	if (f == NULL)
-		die_sys(path);
-	fprintf(f, "benchmark,variant,stat,value,unit,ratio,reference,rounds,cpu\n");
-	for (int i = 0; i < nrows; i++) {
-		const struct row *r = &rows[i];
-		fprintf(f, "%s,%s,%s,%.3f,%s,", r->benchmark, r->variant, r->stat, r->value, r->unit);
-		if (!isnan(r->ratio))
-			fprintf(f, "%.4f", r->ratio);
-		fprintf(f, ",%s,%d,\"%s\"\n", r->reference, r->rounds, cpu);
-	}
-	if (fclose(f) != 0)
-		die_sys(path);
-}
-
 /* ---- main ------------------------------------------------------------------------ */
 
 static void usage(FILE *out)
@@ -1547,22 +1171,6 @@ static void usage(FILE *out)
 	      "  --keys K        tier: Zipf keys (default 10000; --quick 200)\n"
 	      "  --gets M        tier: gets per pass (default 100000; --quick 2000)\n",
 	      out);
-}
-
-static bool selected(const char *only, const char *name)
-{
-	if (only == NULL)
-		return true;
-	size_t n = strlen(name);
-	for (const char *p = only; *p != '\0';) {
-		size_t len = strcspn(p, ",");
-		if (len == n && strncmp(p, name, n) == 0)
-			return true;
-		p += len;
-		if (*p == ',')
-			p++;
-	}
-	return false;
 }
 
 #define ARG_LONG(min, max) bench_parse_long(i + 1 < argc ? argv[++i] : NULL, (min), (max), usage)
@@ -1656,9 +1264,7 @@ int main(int argc, char **argv)
 
 	char cpu[256];
 	cpu_model(cpu, sizeof cpu);
-	snprintf(base_dir, sizeof base_dir, "%s/mementos-redis-bench-XXXXXX", dir);
-	if (mkdtemp(base_dir) == NULL)
-		die_sys(base_dir);
+	base_dir_make(dir, "mementos-redis-bench");
 	base_owner = getpid();
 	atexit(base_dir_remove);
 	char uri[128];
@@ -1681,16 +1287,17 @@ int main(int argc, char **argv)
 	printf("\n");
 	fflush(stdout);
 
-	if (selected(only, "remote_hit"))
+	if (bench_selected(only, "remote_hit"))
 		bench_remote_hit(&cfg);
-	if (selected(only, "stampede"))
+	if (bench_selected(only, "stampede"))
 		bench_stampede(&cfg);
-	if (selected(only, "tier"))
+	if (bench_selected(only, "tier"))
 		bench_tier(&cfg);
 	if (!own_server)
 		cleanup_keys(&cfg.target);
 
-	print_table(stdout, cpu);
+	static const struct table_layout layout = { 26, 17, 10, 14, "fraction", target_of };
+	print_table(stdout, cpu, &layout);
 	if (csv != NULL)
 		write_csv(csv, cpu);
 	memento__redis_target_free(&cfg.target);

@@ -29,16 +29,18 @@
  * SPDX-License-Identifier: BSD-2-Clause
  */
 #define _GNU_SOURCE /* O_DSYNC, syscall, mkdtemp */
+#define BENCH_NAME "store_bench"
 
 #include <mementos.h>
 
+#include "bench_blob.h"
 #include "bench_cli.h"
+#include "bench_util.h"
 
 #include "record.h" /* lib/store/record.h: the layout, and the parse for floor+parse */
 
 #include <lmdb.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
@@ -58,7 +60,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define BENCH_SEED UINT64_C(0x6d656d656e746f73)
 #define MAP_SIZE ((uint64_t)256 << 20)
 #define STORE_KEY_LEN 24 /* lib/internal.h: 8 bytes of name hash, 16 of key hash */
 #define WAKE_MAXP 16
@@ -131,77 +132,15 @@ static struct sync_counts sync_counts_since(struct sync_counts a)
 
 /* ---- helpers --------------------------------------------------------------------------- */
 
-static void die(const char *what, int err)
-{
-	fprintf(stderr, "store_bench: %s: %s\n", what,
-	        err < 0 ? memento_strerror(err) : mdb_strerror(err));
-	exit(1);
-}
-
-/* A failed system call: errno's text, not the library's for that code. */
-static void die_sys(const char *what)
-{
-	fprintf(stderr, "store_bench: %s: %s\n", what, strerror(errno));
-	exit(1);
-}
-
+/* An LMDB call's failure, and a floor's get's: LMDB's code, or a negative
+ * errno (the record's checks, the decode). */
 static void die_mdb(const char *what, int rc)
 {
 	if (rc != 0) {
-		fprintf(stderr, "store_bench: %s: %s\n", what, mdb_strerror(rc));
+		fprintf(stderr, "store_bench: %s: %s\n", what,
+		        rc < 0 ? memento_strerror(rc) : mdb_strerror(rc));
 		exit(1);
 	}
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * UINT64_C(1000000000) + (uint64_t)ts.tv_nsec;
-}
-
-static void sleep_ns(long ns)
-{
-	struct timespec ts = { ns / 1000000000L, ns % 1000000000L };
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
-static uint64_t splitmix64(uint64_t *state)
-{
-	uint64_t z = (*state += UINT64_C(0x9E3779B97F4A7C15));
-	z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-	z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-	return z ^ (z >> 31);
-}
-
-static void fill_random(unsigned char *p, size_t n, uint64_t seed)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = (unsigned char)splitmix64(&seed);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-/* The q-quantile (0..1) of n values, nearest rank; v is sorted in place. */
-static double quantile(double *v, size_t n, double q)
-{
-	qsort(v, n, sizeof *v, cmp_double);
-	size_t i = (size_t)ceil(q * (double)n);
-	i = i == 0 ? 0 : i - 1;
-	return v[i < n ? i : n - 1];
-}
-
-static double median_of(const double *v, int n)
-{
-	double s[n];
-	memcpy(s, v, (size_t)n * sizeof *s);
-	qsort(s, (size_t)n, sizeof *s, cmp_double);
-	return n % 2 != 0 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
 static uint32_t get_u32(const unsigned char *at)
@@ -213,62 +152,6 @@ static uint32_t get_u32(const unsigned char *at)
 static uint64_t get_u64(const unsigned char *at)
 {
 	return (uint64_t)get_u32(at) | (uint64_t)get_u32(at + 4) << 32;
-}
-
-/* A fresh directory under the run's base. */
-static char base_dir[512];
-
-static char *subdir(const char *name)
-{
-	static unsigned seq;
-	char *p = malloc(strlen(base_dir) + strlen(name) + 32);
-	if (p == NULL)
-		die("malloc", -ENOMEM);
-	sprintf(p, "%s/%s-%u", base_dir, name, seq++);
-	if (mkdir(p, 0700) != 0)
-		die_sys(p);
-	return p;
-}
-
-/* Removes a directory of plain files (what LMDB and the store leave). */
-static void remove_dir(const char *path)
-{
-	DIR *d = opendir(path);
-	if (d == NULL)
-		return;
-	struct dirent *de;
-	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		char f[1024];
-		snprintf(f, sizeof f, "%s/%s", path, de->d_name);
-		(void)unlink(f);
-	}
-	closedir(d);
-	(void)rmdir(path);
-}
-
-static void cpu_model(char *out, size_t n)
-{
-	snprintf(out, n, "unknown");
-	FILE *f = fopen("/proc/cpuinfo", "r");
-	if (f == NULL)
-		return;
-	char line[512];
-	while (fgets(line, sizeof line, f) != NULL) {
-		if (strncmp(line, "model name", 10) != 0)
-			continue;
-		char *v = strchr(line, ':');
-		if (v == NULL)
-			break;
-		v++;
-		while (*v == ' ' || *v == '\t')
-			v++;
-		v[strcspn(v, "\n")] = '\0';
-		snprintf(out, n, "%s", v);
-		break;
-	}
-	fclose(f);
 }
 
 static const char *fs_name(const char *path)
@@ -292,38 +175,6 @@ static const char *fs_name(const char *path)
 	}
 }
 
-/* ---- results ----------------------------------------------------------------------------- */
-
-struct row {
-	char benchmark[16];
-	char variant[40];
-	char stat[24];
-	double value;
-	char unit[16];
-	double ratio; /* NAN: none */
-	char reference[40];
-	int rounds;
-};
-
-static struct row rows[128];
-static int nrows;
-
-static void add_row(const char *bench, const char *variant, const char *stat, double value,
-                    const char *unit, double ratio, const char *reference, int rounds)
-{
-	if (nrows == (int)(sizeof rows / sizeof rows[0]))
-		die("too many rows", -ENOMEM);
-	struct row *r = &rows[nrows++];
-	snprintf(r->benchmark, sizeof r->benchmark, "%s", bench);
-	snprintf(r->variant, sizeof r->variant, "%s", variant);
-	snprintf(r->stat, sizeof r->stat, "%s", stat);
-	r->value = value;
-	snprintf(r->unit, sizeof r->unit, "%s", unit);
-	r->ratio = ratio;
-	snprintf(r->reference, sizeof r->reference, "%s", reference != NULL ? reference : "");
-	r->rounds = rounds;
-}
-
 /* ---- configuration ------------------------------------------------------------------------ */
 
 struct config {
@@ -341,97 +192,6 @@ struct config {
 };
 
 /* ---- store_hit ------------------------------------------------------------------------------ */
-
-/* What every decode builds: a copy of the payload, as a real decoder
- * that owns its object would. */
-struct blob {
-	size_t len;
-	unsigned char data[];
-};
-
-struct hit_world {
-	size_t payload; /* bytes */
-};
-
-struct hit_args {
-	uint64_t id;
-	uint64_t index;
-};
-
-static int hit_key(memento_key *key, const void *args, void *ctx)
-{
-	(void)ctx;
-	return memento_key_u64(key, ((const struct hit_args *)args)->id);
-}
-
-/* Only in the fill: the payload is the index, then bytes from the id. */
-static int hit_create(void **obj, const void *args, void *ctx)
-{
-	const struct hit_args *a = args;
-	const struct hit_world *w = ctx;
-	struct blob *b = malloc(sizeof *b + w->payload);
-	if (b == NULL)
-		return -ENOMEM;
-	b->len = w->payload;
-	fill_random(b->data, w->payload, a->id);
-	memcpy(b->data, &a->index, sizeof a->index);
-	*obj = b;
-	return 0;
-}
-
-static int hit_encode(const void *obj, memento_buf *out, void *ctx)
-{
-	(void)ctx;
-	const struct blob *b = obj;
-	return memento_buf_append(out, b->data, b->len);
-}
-
-/* The decode both sides run. */
-static int hit_decode(void **obj, const void *data, size_t len, void *ctx)
-{
-	(void)ctx;
-	struct blob *b = malloc(sizeof *b + len);
-	if (b == NULL)
-		return -ENOMEM;
-	b->len = len;
-	memcpy(b->data, data, len);
-	*obj = b;
-	return 0;
-}
-
-static void hit_destroy(void *obj, void *ctx)
-{
-	(void)ctx;
-	free(obj);
-}
-
-static memento_class *hit_class(memento_cache *cache, const char *name, memento_store *store,
-                                struct hit_world *w)
-{
-	memento_class_desc d = { name, hit_key, hit_create, hit_destroy, w };
-	memento_class_options o = MEMENTO_CLASS_OPTIONS_INIT;
-	o.store = store;
-	o.version = "1";
-	o.encode = hit_encode;
-	o.decode = hit_decode;
-	memento_class *cls;
-	int rc = memento_class_new_with(cache, &d, &o, &cls);
-	if (rc != 0)
-		die("memento_class_new_with", rc);
-	return cls;
-}
-
-static memento_cache *new_cache(size_t capacity)
-{
-	memento_cache_options co = MEMENTO_CACHE_OPTIONS_INIT;
-	co.initial_capacity = capacity;
-	co.seed = BENCH_SEED;
-	memento_cache *cache;
-	int rc = memento_cache_new_with(&cache, &co);
-	if (rc != 0)
-		die("memento_cache_new_with", rc);
-	return cache;
-}
 
 /* One payload size: its keys, access order, and the floor's LMDB keys. */
 struct hit_set {
@@ -493,24 +253,7 @@ static void hit_set_make(struct hit_set *s, const char *name, size_t payload, si
 	s->payloads = malloc(n * payload);
 	if (!s->args || !s->order || !s->lkey || !s->ident || !s->seen || !s->payloads)
 		die("calloc", -ENOMEM);
-	for (size_t i = 0; i < n; i++) {
-		s->args[i].id = splitmix64(&seed);
-		s->args[i].index = i;
-		s->order[i] = (uint32_t)i;
-		/* memento_key_u64's bytes: a tag word 'u', then the value,
-		 * little-endian words (bench/hit_floor.c has the format). */
-		uint64_t tag = 'u', v = s->args[i].id;
-		for (int b = 0; b < 8; b++) {
-			s->ident[i][b] = (unsigned char)(tag >> (8 * b));
-			s->ident[i][8 + b] = (unsigned char)(v >> (8 * b));
-		}
-	}
-	for (size_t i = n - 1; i > 0; i--) {
-		size_t j = (size_t)(splitmix64(&seed) % (i + 1));
-		uint32_t t = s->order[i];
-		s->order[i] = s->order[j];
-		s->order[j] = t;
-	}
+	hit_keys_make(s->args, s->order, s->ident, n, seed);
 }
 
 static void hit_set_free(struct hit_set *s)
@@ -594,7 +337,7 @@ static double time_store_hits(memento_store *store, struct hit_set *s, size_t pa
 {
 	uint64_t total = 0;
 	for (size_t p = 0; p < passes; p++) {
-		memento_cache *cache = new_cache(s->n);
+		memento_cache *cache = new_cache(s->n, 0);
 		memento_class *cls = hit_class(cache, s->name, store, &s->world);
 		uint64_t t0 = now_ns();
 		for (size_t i = 0; i < s->n; i++) {
@@ -627,7 +370,7 @@ static double time_miss_decode(struct hit_set *s, size_t passes)
 {
 	uint64_t total = 0;
 	for (size_t p = 0; p < passes; p++) {
-		memento_cache *cache = new_cache(s->n);
+		memento_cache *cache = new_cache(s->n, 0);
 		memento_class_desc d = { s->name, hit_key, miss_create, hit_destroy, s };
 		memento_class *cls;
 		int rc = memento_class_new(cache, &d, &cls);
@@ -661,14 +404,12 @@ static double time_floor(struct rawdb *db, struct hit_set *s, size_t passes, boo
 				uint32_t k = s->order[i];
 				int rc = floor_parse_get(db, s->lkey[k], s->name, s->ident[k], &objs[i],
 				                         &s->world);
-				if (rc != 0)
-					die("floor_parse_get", rc);
+				die_mdb("floor_parse_get", rc);
 			}
 		} else {
 			for (size_t i = 0; i < s->n; i++) {
 				int rc = floor_get(db, s->lkey[s->order[i]], &objs[i], &s->world);
-				if (rc != 0)
-					die("floor_get", rc);
+				die_mdb("floor_get", rc);
 			}
 		}
 		total += now_ns() - t0;
@@ -780,16 +521,9 @@ static void bench_store_hit(const struct config *cfg)
 	int rc = memento_store_open(&store, store_dir, &so);
 	if (rc != 0)
 		die("memento_store_open", rc);
-	memento_cache *cache = new_cache(2 * cfg->hit_keys);
-	for (int i = 0; i < 2; i++) {
-		memento_class *cls = hit_class(cache, sets[i].name, store, &sets[i].world);
-		for (size_t j = 0; j < sets[i].n; j++) {
-			void *obj;
-			rc = memento_get(cls, &sets[i].args[j], &obj);
-			if (rc != 0)
-				die("memento_get (fill)", rc);
-		}
-	}
+	memento_cache *cache = new_cache(2 * cfg->hit_keys, 0);
+	for (int i = 0; i < 2; i++)
+		hit_fill(cache, sets[i].name, store, &sets[i].world, sets[i].args, sets[i].n);
 	memento_cache_free(cache);
 	memento_store_close(store);
 	copy_records(store_dir, floor_dir, sets, 2);
@@ -946,7 +680,7 @@ static void bench_memory_hit(const struct config *cfg)
 
 	/* Two caches with the same options, seed and class name: the same
 	 * table layout for the same keys; only the class's store differs. */
-	memento_cache *pc = new_cache(s.n), *mc = new_cache(s.n);
+	memento_cache *pc = new_cache(s.n, 0), *mc = new_cache(s.n, 0);
 	memento_class_desc d = { "mem", hit_key, mem_create, NULL, &w };
 	memento_class_options po = MEMENTO_CLASS_OPTIONS_INIT;
 	po.store = store;
@@ -1049,12 +783,6 @@ static char proc_state(pid_t pid)
 	return paren != NULL && paren[1] == ' ' ? paren[2] : '?';
 }
 
-static int wake_key(memento_key *key, const void *args, void *ctx)
-{
-	(void)ctx;
-	return memento_key_u64(key, *(const uint64_t *)args);
-}
-
 /*
  * The creation: lets the waiters go, works ~2 ms, then makes sure every
  * waiter is asleep inside its get (entered, and in state S: the only
@@ -1094,42 +822,18 @@ static int wake_create(void **obj, const void *args, void *ctx)
 	return 0;
 }
 
-static int wake_encode(const void *obj, memento_buf *out, void *ctx)
-{
-	(void)obj;
-	(void)ctx;
-	unsigned char b[64] = { 1 };
-	return memento_buf_append(out, b, sizeof b);
-}
-
-static int wake_decode(void **obj, const void *data, size_t len, void *ctx)
-{
-	(void)data;
-	(void)ctx;
-	if (len != 64)
-		return -EBADMSG;
-	*obj = NULL;
-	return 0;
-}
-
 static void wake_run(struct wake_shared *sh, memento_store *store, int me)
 {
 	struct wake_proc wp = { sh, me, -1 };
-	memento_cache *cache = new_cache(1024);
-	memento_class_desc d = { "wake", wake_key, wake_create, NULL, &wp };
-	memento_class_options o = MEMENTO_CLASS_OPTIONS_INIT;
-	o.store = store;
-	o.version = "1";
-	o.encode = wake_encode;
-	o.decode = wake_decode;
-	memento_class *cls;
-	int rc = memento_class_new_with(cache, &d, &o, &cls);
-	if (rc != 0)
-		die("memento_class_new_with", rc);
+	memento_cache *cache = new_cache(1024, 0);
+	memento_class_desc d = { "wake", u64_key, wake_create, NULL, &wp };
+	memento_class *cls = persisted_class(cache, &d, NULL, store, marker_encode, marker_decode,
+	                                     "memento_class_new_with");
 	/* Warm-up: this process's environment (reopened after fork) and its
 	 * pooled read transaction, on a key of its own. */
 	uint64_t warm = sh->key_base - 1 - (uint64_t)me;
 	void *obj;
+	int rc;
 	if ((rc = memento_get(cls, &warm, &obj)) != 0)
 		die("memento_get (warm-up)", rc);
 
@@ -1339,16 +1043,10 @@ static double time_mementos_writes(bool durable, size_t n, uint64_t seed, struct
 	int rc = memento_store_open(&store, dir, &so);
 	if (rc != 0)
 		die("memento_store_open", rc);
-	memento_cache *cache = new_cache(n);
-	memento_class_desc d = { WRITE_NAME, wake_key, write_create, NULL, NULL };
-	memento_class_options o = MEMENTO_CLASS_OPTIONS_INIT;
-	o.store = store;
-	o.version = "1";
-	o.encode = write_encode;
-	o.decode = write_decode;
-	memento_class *cls;
-	if ((rc = memento_class_new_with(cache, &d, &o, &cls)) != 0)
-		die("memento_class_new_with", rc);
+	memento_cache *cache = new_cache(n, 0);
+	memento_class_desc d = { WRITE_NAME, u64_key, write_create, NULL, NULL };
+	memento_class *cls = persisted_class(cache, &d, NULL, store, write_encode, write_decode,
+	                                     "memento_class_new_with");
 	uint64_t *keys = malloc(n * sizeof *keys);
 	if (keys == NULL)
 		die("malloc", -ENOMEM);
@@ -1493,45 +1191,6 @@ static const char *target_of(const struct row *r, bool *judged, bool *met)
 	return "";
 }
 
-static void print_table(FILE *out, const char *cpu)
-{
-	fprintf(out, "\n%-11s %-34s %-13s %14s %-12s %8s  %-20s %s\n", "benchmark", "variant",
-	        "stat", "value", "unit", "ratio", "reference", "target");
-	for (int i = 0; i < nrows; i++) {
-		const struct row *r = &rows[i];
-		char ratio[16] = "";
-		if (!isnan(r->ratio))
-			snprintf(ratio, sizeof ratio, "%.3fx", r->ratio);
-		bool judged, met;
-		const char *target = target_of(r, &judged, &met);
-		fprintf(out, "%-11s %-34s %-13s ", r->benchmark, r->variant, r->stat);
-		if (strcmp(r->unit, "calls/write") == 0)
-			fprintf(out, "%14.3f", r->value);
-		else
-			fprintf(out, "%14.1f", r->value);
-		fprintf(out, " %-12s %8s  %-20s %s%s\n", r->unit, ratio, r->reference, target,
-		        judged ? (met ? " (met)" : " (MISSED)") : "");
-	}
-	fprintf(out, "cpu: %s\n", cpu);
-}
-
-static void write_csv(const char *path, const char *cpu)
-{
-	FILE *f = fopen(path, "w");
-	if (f == NULL)
-		die_sys(path);
-	fprintf(f, "benchmark,variant,stat,value,unit,ratio,reference,rounds,cpu\n");
-	for (int i = 0; i < nrows; i++) {
-		const struct row *r = &rows[i];
-		fprintf(f, "%s,%s,%s,%.3f,%s,", r->benchmark, r->variant, r->stat, r->value, r->unit);
-		if (!isnan(r->ratio))
-			fprintf(f, "%.4f", r->ratio);
-		fprintf(f, ",%s,%d,\"%s\"\n", r->reference, r->rounds, cpu);
-	}
-	if (fclose(f) != 0)
-		die_sys(path);
-}
-
 /* ---- main ------------------------------------------------------------------------------------ */
 
 static void usage(FILE *out)
@@ -1545,23 +1204,6 @@ static void usage(FILE *out)
 	      "  --only LIST comma-separated: store_hit,memory_hit,wakeup,write\n"
 	      "  --payload N store_hit with one payload size only: 64 or 4096 (for profiling)\n",
 	      out);
-}
-
-
-static bool selected(const char *only, const char *name)
-{
-	if (only == NULL)
-		return true;
-	size_t n = strlen(name);
-	for (const char *p = only; *p != '\0';) {
-		size_t len = strcspn(p, ",");
-		if (len == n && strncmp(p, name, n) == 0)
-			return true;
-		p += len;
-		if (*p == ',')
-			p++;
-	}
-	return false;
 }
 
 int main(int argc, char **argv)
@@ -1627,9 +1269,7 @@ int main(int argc, char **argv)
 
 	char cpu[256];
 	cpu_model(cpu, sizeof cpu);
-	snprintf(base_dir, sizeof base_dir, "%s/mementos-store-bench-XXXXXX", dir);
-	if (mkdtemp(base_dir) == NULL)
-		die_sys(base_dir);
+	base_dir_make(dir, "mementos-store-bench");
 	fill_random(write_payload, sizeof write_payload, 99);
 	printf("mementos-store-bench: cpu %s; %s (%s); rounds %d%s; command:", cpu, base_dir,
 	       fs_name(base_dir), cfg.rounds, cfg.quick ? " (quick)" : "");
@@ -1638,21 +1278,22 @@ int main(int argc, char **argv)
 	printf("\n");
 	fflush(stdout);
 
-	if (selected(only, "store_hit"))
+	if (bench_selected(only, "store_hit"))
 		bench_store_hit(&cfg);
-	if (selected(only, "memory_hit"))
+	if (bench_selected(only, "memory_hit"))
 		bench_memory_hit(&cfg);
-	if (selected(only, "wakeup")) {
+	if (bench_selected(only, "wakeup")) {
 		bench_wakeup_one(&cfg, false);
 		bench_wakeup_one(&cfg, true);
 	}
-	if (selected(only, "write")) {
+	if (bench_selected(only, "write")) {
 		bench_write_one(&cfg, false);
 		bench_write_one(&cfg, true);
 	}
 	remove_dir(base_dir);
 
-	print_table(stdout, cpu);
+	static const struct table_layout layout = { 34, 13, 12, 20, "calls/write", target_of };
+	print_table(stdout, cpu, &layout);
 	if (csv != NULL)
 		write_csv(csv, cpu);
 	return 0;

@@ -760,9 +760,9 @@ MEMENTO_API int memento_key_ptr(memento_key *key, const void *p);
  * most 4 tiers).  A hit there is copied into this store (into an LMDB
  * store by a thread of that store, in the background, many copies per
  * transaction: the get does not wait for the write; the copies land while
- * the store stays open, and at memento_store_close; one lost to a crash or
- * to an exit without close costs a later remote read; store_writes counts
- * it when queued);
+ * the store stays open, at memento_store_flush and at memento_store_close;
+ * one lost to a crash or to an exit without either costs a later remote
+ * read; store_writes counts it when queued);
  * a creation is written to every tier, the farthest first.  So an LMDB store with a
  * Redis store as next serves repeats from the machine's disk and shares
  * new results with the other machines.  next must stay open (and not be
@@ -777,6 +777,16 @@ MEMENTO_API int memento_key_ptr(memento_key *key, const void *p);
  */
 MEMENTO_API int memento_store_open(memento_store **store, const char *path,
                                    const memento_store_options *options);
+
+/*
+ * Waits until the copies from farther tiers queued for store and for its
+ * next tiers (see memento_store_open, "Tiers") are written.  For a process
+ * about to exit without closing, or one that wants another process to
+ * find them now.  NULL is a no-op.
+ * Threads: any.  Blocks: until the store's writer is idle (copies queued
+ * meanwhile by other threads are waited for too).
+ */
+MEMENTO_API void memento_store_flush(memento_store *store);
 
 /*
  * Closes a store.  NULL is a no-op.  Every cache with a class that uses

@@ -1032,9 +1032,10 @@ struct memento__fill;
 struct memento__fills {
 	pthread_mutex_t lock;
 	pthread_cond_t wake; /* the writer: work, or stop */
+	pthread_cond_t idle; /* flushes: the queue is empty, nothing in flight */
 	struct memento__fill *head, *tail;
 	size_t records, bytes;
-	bool running, stopping;
+	bool running, stopping, writing;
 	pthread_t writer;
 };
 MEMENTO__HIDDEN struct memento__fills *memento__store_fills(memento_store *s);
@@ -1043,6 +1044,8 @@ MEMENTO__HIDDEN void memento__fills_init(struct memento__fills *f);
  * full, or no writer: write it yourself), -ENOMEM. */
 MEMENTO__HIDDEN int memento__fill_queue(memento_store *s, const struct memento__store_key *key,
                                         const void *record, size_t len);
+/* Waits until what was queued is written. */
+MEMENTO__HIDDEN void memento__fills_flush(memento_store *s);
 /* At close: writes what is queued, stops the writer. */
 MEMENTO__HIDDEN void memento__fills_stop(memento_store *s);
 MEMENTO__HIDDEN void memento__fills_free(struct memento__fills *f);

@@ -7,13 +7,13 @@
  * tests, with an LMDB store of its own, or of its "machine"); each test
  * starts its own redis-server on a free loopback port (redis_server.h).
  *
- * Children never assert: each writes what it saw into a shared mapping
- * (MAP_SHARED | MAP_ANONYMOUS), reports a failed step there and in its
- * exit status, and leaves with _exit(); the parent asserts.  Every child
- * dies with the test process (PR_SET_PDEATHSIG), and the suite's fini
- * kills and reaps any the test left, and the server.  The parent forks
- * before any thread exists in it (children start their own; the tests
- * that take a lease in the test process itself, which starts the
+ * Children never assert (procs.h): each writes what it saw into a shared
+ * mapping (MAP_SHARED | MAP_ANONYMOUS), reports a failed step there and in
+ * its exit status, and leaves with _exit(); the parent asserts.  Every
+ * child dies with the test process (PR_SET_PDEATHSIG), and the suite's
+ * fini kills and reaps any the test left, and the server.  The parent
+ * forks before any thread exists in it (children start their own; the
+ * tests that take a lease in the test process itself, which starts the
  * store's renewer thread, fork nothing afterwards), so the suite runs the
  * same under ThreadSanitizer.
  *
@@ -23,12 +23,8 @@
  *
  * SPDX-License-Identifier: BSD-2-Clause
  */
+#include "procs.h"
 #include "redis_server.h"
-
-#include <stdarg.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
 
 #define ULL(x) ((unsigned long long)(x))
 
@@ -39,25 +35,6 @@ static struct redis_server cluster; /* a_cluster_node_is_refused_at_open's */
 enum { DIRS = 3 };
 static char dirs[DIRS][64]; /* LMDB stores of the tier tests */
 
-enum { LIVE_MAX = 32 };
-static pid_t live[LIVE_MAX]; /* children not reaped yet */
-
-static void track(pid_t pid)
-{
-	for (int i = 0; i < LIVE_MAX; i++)
-		if (live[i] == 0) {
-			live[i] = pid;
-			return;
-		}
-}
-
-static void untrack(pid_t pid)
-{
-	for (int i = 0; i < LIVE_MAX; i++)
-		if (live[i] == pid)
-			live[i] = 0;
-}
-
 static void setup(void)
 {
 	server_new(&srv, "tier", false);
@@ -65,13 +42,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	/* A test that failed may have left children (stopped ones too). */
-	for (int i = 0; i < LIVE_MAX; i++)
-		if (live[i] > 0) {
-			kill(live[i], SIGKILL);
-			waitpid(live[i], NULL, 0);
-			live[i] = 0;
-		}
+	children_kill_all();
 	server_free(&srv);
 	server_free(&cluster);
 	for (int i = 0; i < DIRS; i++)
@@ -82,104 +53,6 @@ static void teardown(void)
 }
 
 TestSuite(redis_tier, .init = setup, .fini = teardown, .timeout = 60);
-
-/* Zeroed memory that every process forked afterwards shares. */
-static void *shared_new(size_t size)
-{
-	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	cr_assert_neq(p, MAP_FAILED, "mmap: %s", strerror(errno));
-	return p;
-}
-
-/* What a child that failed a step says about it. */
-struct report {
-	int line; /* of the failed check in this file; 0: none */
-	char msg[240];
-};
-
-__attribute__((format(printf, 3, 4))) static int child_fail(struct report *r, int line,
-                                                            const char *fmt, ...)
-{
-	if (r->line != 0)
-		return 1; /* the first failure tells */
-	r->line = line;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(r->msg, sizeof r->msg, fmt, ap);
-	va_end(ap);
-	return 1;
-}
-
-/* In a child, instead of an assertion: report and leave with status 1. */
-#define CHILD_CHECK(r, cond, ...)                                    \
-	do {                                                         \
-		if (!(cond))                                         \
-			return child_fail((r), __LINE__, __VA_ARGS__); \
-	} while (0)
-
-typedef int (*child_fn)(void *arg);
-
-/* Forks a child that runs fn(arg) and _exit()s with what it returns. */
-static pid_t spawn(child_fn fn, void *arg)
-{
-	fflush(NULL);
-	pid_t parent = getpid();
-	pid_t pid = fork();
-	cr_assert_neq(pid, -1, "fork: %s", strerror(errno));
-	if (pid == 0) {
-		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(99); /* the test died meanwhile */
-		_exit(fn(arg));
-	}
-	track(pid);
-	return pid;
-}
-
-/* The child must exit with status 0 within limit_ms (else it is killed). */
-static void expect_ok(pid_t pid, const struct report *r, int limit_ms, const char *who)
-{
-	struct timespec end = after_ms(now_monotonic(), limit_ms);
-	int status = 0;
-	for (;;) {
-		pid_t got = waitpid(pid, &status, WNOHANG);
-		cr_assert_neq(got, -1, "waitpid %d: %s", (int)pid, strerror(errno));
-		if (got == pid)
-			break;
-		if (ms_between(now_monotonic(), end) <= 0) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			untrack(pid);
-			cr_assert_fail("%s: still running after %d ms (killed); line %d: %s", who,
-			               limit_ms, r->line, r->msg);
-		}
-		sleep_ms(1);
-	}
-	untrack(pid);
-	cr_assert(WIFEXITED(status), "%s: died of signal %d", who,
-	          WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-	cr_assert_eq(WEXITSTATUS(status), 0, "%s: exit %d; line %d: %s", who, WEXITSTATUS(status),
-	             r->line, r->msg);
-}
-
-/* Kills a child with SIGKILL and reaps it. */
-static void kill_child(pid_t pid)
-{
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-	untrack(pid);
-}
-
-static bool await_flag(atomic_int *flag, int limit_ms)
-{
-	struct timespec end = after_ms(now_monotonic(), limit_ms);
-	while (atomic_load(flag) == 0) {
-		if (ms_between(now_monotonic(), end) <= 0)
-			return false;
-		sleep_ms(1);
-	}
-	return true;
-}
 
 static int64_t now_ns(void)
 {
@@ -195,16 +68,6 @@ struct val {
 	uint64_t creator; /* the pid of the process whose create made it */
 	uint64_t check;   /* a hash of the two above */
 };
-
-static uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdull;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ull;
-	x ^= x >> 33;
-	return x;
-}
 
 static uint64_t val_check(const struct val *v)
 {
@@ -515,40 +378,6 @@ static int one_get_child(void *arg)
 	return 0;
 }
 
-/*
- * Waits until a process sleeps in the kernel for a lock on the keys.lock
- * of the LMDB store in dir: /proc/locks lists such a waiter with "->" and
- * the file's device and inode.  1: seen; 0: not within limit_ms; -1:
- * /proc/locks cannot be read here.
- */
-static int await_key_lock_waiter(const char *dir, int limit_ms)
-{
-	char path[128];
-	snprintf(path, sizeof path, "%s/keys.lock", dir);
-	struct stat st;
-	if (stat(path, &st) != 0)
-		return 0;
-	char needle[64];
-	snprintf(needle, sizeof needle, " %02x:%02x:%lu ", major(st.st_dev), minor(st.st_dev),
-	         (unsigned long)st.st_ino);
-	struct timespec end = after_ms(now_monotonic(), limit_ms);
-	for (;;) {
-		FILE *f = fopen("/proc/locks", "r");
-		if (f == NULL)
-			return -1;
-		char line[256];
-		bool seen = false;
-		while (!seen && fgets(line, sizeof line, f) != NULL)
-			seen = strstr(line, "->") != NULL && strstr(line, needle) != NULL;
-		fclose(f);
-		if (seen)
-			return 1;
-		if (ms_between(now_monotonic(), end) <= 0)
-			return 0;
-		sleep_ms(1);
-	}
-}
-
 /* ---- looking at the server ---------------------------------------------------------- */
 
 /* How many keys of the server match a KEYS pattern. */
@@ -642,11 +471,7 @@ static int t1_child(void *arg)
 Test(redis_tier, one_computation_across_processes)
 {
 	struct shared *sh = shared_new(sizeof *sh);
-	pthread_barrierattr_t attr;
-	pthread_barrierattr_init(&attr);
-	cr_assert_eq(pthread_barrierattr_setpshared(&attr, PTHREAD_PROCESS_SHARED), 0);
-	cr_assert_eq(pthread_barrier_init(&sh->start, &attr, T1_PROCS * T1_THREADS), 0);
-	pthread_barrierattr_destroy(&attr);
+	shared_barrier_init(&sh->start, T1_PROCS * T1_THREADS);
 
 	struct timespec t0 = now_monotonic();
 	pid_t pids[T1_PROCS];
@@ -1053,6 +878,14 @@ static int t5_second(void *arg)
 			if (proc_get(&p, k, NULL) != 0)
 				return 1;
 		proc_cache_free(&p, &sh->st[1][phase]);
+		if (phase == 0) {
+			/* The copies into LMDB are written in the background:
+			 * close lands them (test_redis checks them landing while
+			 * the store is open). */
+			proc_close(&p);
+			if (proc_open(&p, sh, 1, 0, T5_TIMEOUT_MS, dirs[1]) != 0)
+				return 1;
+		}
 	}
 	atomic_store(&sh->step, 1);
 	CHILD_CHECK(p.r, await_flag(&sh->next, 20000), "the parent never stopped Redis");
@@ -1188,7 +1021,9 @@ Test(redis_tier, tiers_are_walked_and_at_most_four)
 	cr_assert_eq(st->remote_hits, 1);
 	cr_assert_eq(st->store_writes, 3 + 4, "%llu writes: 3 fills and 4 tiers",
 	             ULL(st->store_writes));
-	/* Both keys now in the third tier (l[2] -> r): no remote read. */
+	/* Both keys now in the third tier (l[2] -> r): no remote read, once
+	 * the background copies are written. */
+	memento_store_flush(l[0]);
 	p.lmdb = l[2];
 	cr_assert_eq(proc_cache(&p), 0);
 	cr_assert_eq(proc_get(&p, 1, NULL), 0, "line %d: %s", p.r->line, p.r->msg);

@@ -8,13 +8,14 @@
  * inherited; a child forked inside create does not keep its parent's key
  * locked.  (One process: test_store.c.)
  *
- * Children never assert: each writes what it saw into a shared mapping
- * (MAP_SHARED | MAP_ANONYMOUS), reports a failed step there and in its
- * exit status, and leaves with _exit(); the parent asserts.  Every child
- * dies with the test process (PR_SET_PDEATHSIG), and the suite's fini
- * kills and reaps any the test left.  The parent forks before any thread
- * exists in it (children start their own), so the suite runs the same
- * under ThreadSanitizer.  Every test has its own store directory under /tmp.
+ * Children never assert (procs.h): each writes what it saw into a shared
+ * mapping (MAP_SHARED | MAP_ANONYMOUS), reports a failed step there and in
+ * its exit status, and leaves with _exit(); the parent asserts.  Every
+ * child dies with the test process (PR_SET_PDEATHSIG), and the suite's
+ * fini kills and reaps any the test left.  The parent forks before any
+ * thread exists in it (children start their own), so the suite runs the
+ * same under ThreadSanitizer.  Every test has its own store directory
+ * under /tmp.
  *
  * Where the test process never opens the store, each child opens it
  * itself.  Where it does (the last two tests), its children use the store
@@ -24,41 +25,18 @@
  *
  * SPDX-License-Identifier: BSD-2-Clause
  */
-#include "support.h"
+#include "procs.h"
 
 #include <fcntl.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 /* ---- the store directory and the children of a test ------------------------- */
 
 static char dir[64];
-
-enum { LIVE_MAX = 64 };
-static pid_t live[LIVE_MAX]; /* children not reaped yet */
-
-static void track(pid_t pid)
-{
-	for (int i = 0; i < LIVE_MAX; i++)
-		if (live[i] == 0) {
-			live[i] = pid;
-			return;
-		}
-}
-
-static void untrack(pid_t pid)
-{
-	for (int i = 0; i < LIVE_MAX; i++)
-		if (live[i] == pid)
-			live[i] = 0;
-}
 
 static void dir_setup(void)
 {
@@ -67,185 +45,11 @@ static void dir_setup(void)
 
 static void dir_teardown(void)
 {
-	/* A test that failed may have left children: none outlives it. */
-	for (int i = 0; i < LIVE_MAX; i++)
-		if (live[i] > 0) {
-			kill(live[i], SIGKILL);
-			waitpid(live[i], NULL, 0);
-			live[i] = 0;
-		}
+	children_kill_all();
 	temp_dir_remove(dir);
 }
 
 TestSuite(store_procs, .init = dir_setup, .fini = dir_teardown, .timeout = 60);
-
-/* Zeroed memory that every process forked afterwards shares. */
-static void *shared_new(size_t size)
-{
-	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	cr_assert_neq(p, MAP_FAILED, "mmap: %s", strerror(errno));
-	return p;
-}
-
-/* What a child that failed a step says about it. */
-struct report {
-	int line; /* of the failed check in this file; 0: none */
-	char msg[240];
-};
-
-__attribute__((format(printf, 3, 4))) static int child_fail(struct report *r, int line,
-                                                            const char *fmt, ...)
-{
-	r->line = line;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(r->msg, sizeof r->msg, fmt, ap);
-	va_end(ap);
-	return 1;
-}
-
-/* In a child, instead of an assertion: report and leave with status 1. */
-#define CHILD_CHECK(r, cond, ...)                                    \
-	do {                                                         \
-		if (!(cond))                                         \
-			return child_fail((r), __LINE__, __VA_ARGS__); \
-	} while (0)
-
-typedef int (*child_fn)(void *arg);
-
-/* Forks a child that runs fn(arg) and _exit()s with what it returns. */
-static pid_t spawn(child_fn fn, void *arg)
-{
-	fflush(NULL);
-	pid_t parent = getpid();
-	pid_t pid = fork();
-	cr_assert_neq(pid, -1, "fork: %s", strerror(errno));
-	if (pid == 0) {
-		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(99); /* the test died meanwhile */
-		_exit(fn(arg));
-	}
-	track(pid);
-	return pid;
-}
-
-/* Waits up to limit_ms for pid to end: 0 and its wait status, or -1 when
- * it was still running then (it is killed and reaped). */
-static int reap(pid_t pid, int limit_ms, int *status)
-{
-	struct timespec end = after_ms(now_monotonic(), limit_ms);
-	for (;;) {
-		pid_t r = waitpid(pid, status, WNOHANG);
-		cr_assert_neq(r, -1, "waitpid %d: %s", (int)pid, strerror(errno));
-		if (r == pid) {
-			untrack(pid);
-			return 0;
-		}
-		if (ms_between(now_monotonic(), end) <= 0) {
-			kill(pid, SIGKILL);
-			waitpid(pid, status, 0);
-			untrack(pid);
-			return -1;
-		}
-		sleep_ms(1);
-	}
-}
-
-/* The child must exit with status 0 within limit_ms. */
-static void expect_ok(pid_t pid, const struct report *r, int limit_ms, const char *who)
-{
-	int status = 0;
-	int hung = reap(pid, limit_ms, &status);
-	cr_assert_eq(hung, 0, "%s: still running after %d ms (killed)", who, limit_ms);
-	cr_assert(WIFEXITED(status), "%s: died of signal %d", who,
-	          WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-	cr_assert_eq(WEXITSTATUS(status), 0, "%s: exit %d; line %d: %s", who, WEXITSTATUS(status),
-	             r->line, r->msg);
-}
-
-/* Every child must exit with status 0 within limit_ms (all together); the
- * first that fails or hangs gets the others killed. */
-static void expect_all_ok(const pid_t *pids, int n, const struct report *reports, int limit_ms,
-                          const char *who)
-{
-	struct timespec end = after_ms(now_monotonic(), limit_ms);
-	int left = n;
-	bool done[64] = { false };
-	cr_assert_leq(n, 64);
-	while (left > 0) {
-		for (int i = 0; i < n; i++) {
-			int status;
-			if (done[i] || waitpid(pids[i], &status, WNOHANG) != pids[i])
-				continue;
-			done[i] = true;
-			left--;
-			untrack(pids[i]);
-			if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-				for (int j = 0; j < n; j++)
-					if (!done[j])
-						kill(pids[j], SIGKILL); /* reaped by fini */
-				cr_assert(WIFEXITED(status), "%s %d: died of signal %d", who, i,
-				          WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-				cr_assert_fail("%s %d: exit %d; line %d: %s", who, i,
-				               WEXITSTATUS(status), reports[i].line, reports[i].msg);
-			}
-		}
-		if (left > 0 && ms_between(now_monotonic(), end) <= 0) {
-			for (int j = 0; j < n; j++)
-				if (!done[j])
-					kill(pids[j], SIGKILL);
-			cr_assert_fail("%s: %d of %d still running after %d ms (killed)", who, left, n,
-			               limit_ms);
-		}
-		sleep_ms(1);
-	}
-}
-
-static bool await_flag(atomic_int *flag, int limit_ms)
-{
-	struct timespec end = after_ms(now_monotonic(), limit_ms);
-	while (atomic_load(flag) == 0) {
-		if (ms_between(now_monotonic(), end) <= 0)
-			return false;
-		sleep_ms(1);
-	}
-	return true;
-}
-
-/*
- * Waits until a process sleeps in the kernel for a lock on the store's
- * keys.lock: /proc/locks lists such a waiter with "->" and the file's
- * device and inode.  1: seen; 0: not within limit_ms; -1: /proc/locks
- * cannot be read here.
- */
-static int await_key_lock_waiter(int limit_ms)
-{
-	char path[128];
-	snprintf(path, sizeof path, "%s/keys.lock", dir);
-	struct stat st;
-	if (stat(path, &st) != 0)
-		return 0;
-	char needle[64];
-	snprintf(needle, sizeof needle, " %02x:%02x:%lu ", major(st.st_dev), minor(st.st_dev),
-	         (unsigned long)st.st_ino);
-	struct timespec end = after_ms(now_monotonic(), limit_ms);
-	for (;;) {
-		FILE *f = fopen("/proc/locks", "r");
-		if (f == NULL)
-			return -1;
-		char line[256];
-		bool seen = false;
-		while (!seen && fgets(line, sizeof line, f) != NULL)
-			seen = strstr(line, "->") != NULL && strstr(line, needle) != NULL;
-		fclose(f);
-		if (seen)
-			return 1;
-		if (ms_between(now_monotonic(), end) <= 0)
-			return 0;
-		sleep_ms(1);
-	}
-}
 
 /* ---- a persisted class whose records check themselves -------------------------- */
 
@@ -257,16 +61,6 @@ struct val {
 	uint64_t pad;     /* bytes of a key-dependent pattern after it in the record */
 	uint64_t check;   /* a hash of the four above */
 };
-
-static uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdull;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ull;
-	x ^= x >> 33;
-	return x;
-}
 
 static uint64_t val_check(const struct val *v)
 {
@@ -664,11 +458,7 @@ static int t2_child(void *arg)
 Test(store_procs, one_computation_across_processes)
 {
 	struct t2_shared *m = shared_new(sizeof *m);
-	pthread_barrierattr_t attr;
-	pthread_barrierattr_init(&attr);
-	cr_assert_eq(pthread_barrierattr_setpshared(&attr, PTHREAD_PROCESS_SHARED), 0);
-	cr_assert_eq(pthread_barrier_init(&m->go, &attr, T2_PROCS * T2_THREADS), 0);
-	pthread_barrierattr_destroy(&attr);
+	shared_barrier_init(&m->go, T2_PROCS * T2_THREADS);
 
 	struct timespec t0 = now_monotonic();
 	pid_t pids[T2_PROCS];
@@ -833,7 +623,7 @@ Test(store_procs, a_killed_creator_is_taken_over)
 	struct t3_run taker = { m, T3_TAKER, 0, 0 };
 	pid_t b = spawn(t3_child, &taker);
 	cr_assert(await_flag(&m->asking[T3_TAKER], T3_BOUND_MS), "the taker never asked");
-	int waiting = await_key_lock_waiter(T3_BOUND_MS);
+	int waiting = await_key_lock_waiter(dir, T3_BOUND_MS);
 	if (waiting < 0) {
 		printf("store_procs: /proc/locks unreadable: giving the taker 300 ms to block\n");
 		sleep_ms(300);

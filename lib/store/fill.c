@@ -14,8 +14,9 @@
  *
  * The writer is one thread per store, started by its first fill, signals
  * blocked; it writes whatever is queued in transactions of up to
- * BATCH_RECORDS records, and sleeps when the queue is empty.  Close drains
- * the queue and joins it.  fork(): the queue's mutex is held across it;
+ * BATCH_RECORDS records, and sleeps when the queue is empty.
+ * memento_store_flush waits until it is idle; close drains the queue and
+ * joins it.  fork(): the queue's mutex is held across it;
  * a child drops what its parent had queued (the parent writes it) and
  * starts its own writer with its first fill.
  *
@@ -41,6 +42,7 @@ void memento__fills_init(struct memento__fills *f)
 {
 	pthread_mutex_init(&f->lock, NULL);
 	pthread_cond_init(&f->wake, NULL);
+	pthread_cond_init(&f->idle, NULL);
 }
 
 static void list_free(struct memento__fill *list)
@@ -90,9 +92,13 @@ static void *writer_main(void *arg)
 		f->head = f->tail = NULL;
 		f->records = 0;
 		f->bytes = 0;
+		f->writing = true;
 		pthread_mutex_unlock(&f->lock);
 		write_list(s, list);
 		pthread_mutex_lock(&f->lock);
+		f->writing = false;
+		if (f->head == NULL)
+			pthread_cond_broadcast(&f->idle);
 	}
 	pthread_mutex_unlock(&f->lock);
 	return NULL;
@@ -150,11 +156,23 @@ void memento__fills_stop(memento_store *s)
 		pthread_join(f->writer, NULL); /* it drains the queue first */
 }
 
+void memento__fills_flush(memento_store *s)
+{
+	struct memento__fills *f = memento__store_fills(s);
+	int cancel = memento__cancel_off(); /* a wait under the mutex */
+	pthread_mutex_lock(&f->lock);
+	while (f->running && (f->head != NULL || f->writing))
+		pthread_cond_wait(&f->idle, &f->lock);
+	pthread_mutex_unlock(&f->lock);
+	memento__cancel_restore(cancel);
+}
+
 void memento__fills_free(struct memento__fills *f)
 {
 	list_free(f->head); /* none, unless the writer never ran */
 	f->head = f->tail = NULL;
 	pthread_cond_destroy(&f->wake);
+	pthread_cond_destroy(&f->idle);
 	pthread_mutex_destroy(&f->lock);
 }
 
@@ -176,6 +194,9 @@ void memento__fills_fork_child(memento_store *s)
 	f->records = 0;
 	f->bytes = 0;
 	f->running = false;
-	pthread_cond_init(&f->wake, NULL); /* the parent's writer may wait on it */
+	f->writing = false;
+	/* The parent's writer (and flushes) may wait on them. */
+	pthread_cond_init(&f->wake, NULL);
+	pthread_cond_init(&f->idle, NULL);
 	pthread_mutex_unlock(&f->lock);
 }

@@ -395,6 +395,12 @@ void memento_store_close(memento_store *s)
 	store_free(s);
 }
 
+void memento_store_flush(memento_store *s)
+{
+	for (; s != NULL; s = s->tier_next)
+		memento__fills_flush(s);
+}
+
 void memento__store_use(memento_store *s, int delta)
 {
 	/* Relaxed: a count checked by close, which runs after every user is
