@@ -443,3 +443,139 @@ Test(redis, a_remote_hit_is_copied_into_the_lmdb_tier)
 	memento_store_close(r);
 	temp_dir_remove(ldir);
 }
+
+/* ---- leases, SIGPIPE and copies: the internals the tier tests cannot reach ------ */
+
+#include "store/redis.h"
+
+/* The server closed every pooled connection (a restart, CLIENT KILL) while
+ * a lease is held: the renewer's next round must not spend a round per
+ * dead connection (8 of them: 1/3 + 8/10 of a lease) but retry at once on
+ * a new one, or the lease expires under its live holder. */
+Test(redis, the_renewer_outlives_closed_connections)
+{
+	char uri[256];
+	struct memento__redis *r;
+	uri_of(&srv, uri, sizeof uri, PASSWORD_IN_URI);
+	cr_assert_eq(memento__redis_open(&r, uri, 100000000u, 1000000000u), 0);
+	redisContext *pooled[MEMENTO__REDIS_POOL_MAX];
+	for (int i = 0; i < MEMENTO__REDIS_POOL_MAX; i++)
+		cr_assert_eq(memento__redis_take(r, &pooled[i], false, NULL), 0);
+	for (int i = 0; i < MEMENTO__REDIS_POOL_MAX; i++)
+		memento__redis_give_back(r, pooled[i], 0);
+
+	struct memento__store_key key = { { 7 } };
+	char token[MEMENTO__LEASE_TOKEN];
+	memento__lease_token(token);
+	struct memento__lease lease = { 0 };
+	cr_assert_eq(memento__redis_lease_take(r, "lease", &key, token, &lease), 0);
+	redisContext *raw = server_connect(&srv);
+	freeReplyObject(redisCommand(raw, "CLIENT KILL TYPE normal")); /* all but raw */
+	sleep_ms(1500);
+	redisReply *got = redisCommandArgv(raw, 2, (const char *[]){ "GET", lease.key },
+	                                   (size_t[]){ 3, lease.key_len });
+	cr_assert(got != NULL && got->type == REDIS_REPLY_STRING,
+	          "the lease expired while its holder lived");
+	cr_assert_eq(got->len, sizeof token);
+	cr_assert_eq(memcmp(got->str, token, sizeof token), 0);
+	freeReplyObject(got);
+	char *name = strdup(lease.key);
+	size_t name_len = lease.key_len;
+	memento__redis_lease_release(&lease);
+	got = redisCommandArgv(raw, 2, (const char *[]){ "GET", name }, (size_t[]){ 3, name_len });
+	cr_assert(got != NULL && got->type == REDIS_REPLY_NIL, "the release left the lease");
+	freeReplyObject(got);
+	free(name);
+	redisFree(raw);
+	memento__redis_close(r);
+}
+
+/* A caller that blocks SIGPIPE itself: the one a command raised is taken
+ * back all the same (else it kills the process when the caller unblocks). */
+Test(redis, a_blocked_sigpipe_is_not_left_pending)
+{
+	char uri[256];
+	struct memento__redis *r;
+	uri_of(&srv, uri, sizeof uri, PASSWORD_IN_URI);
+	cr_assert_eq(memento__redis_open(&r, uri, 0, 0), 0);
+	sigset_t pipe_set, old, pending;
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+	redisContext *raw = server_connect(&srv);
+	freeReplyObject(redisCommand(raw, "CLIENT KILL TYPE normal"));
+	redisFree(raw);
+	size_t n = 2u << 20;
+	char *v = calloc(1, n);
+	int rc = memento__redis_set(r, "k", 1, v, n);
+	free(v);
+	sigpending(&pending);
+	bool left = sigismember(&pending, SIGPIPE) == 1;
+	if (left) {
+		struct timespec zero = { 0, 0 };
+		sigtimedwait(&pipe_set, NULL, &zero); /* not to kill the runner */
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	cr_assert_eq(rc, 0, "%s", memento_strerror(rc));
+	cr_assert(!left, "a SIGPIPE was left pending");
+	memento__redis_close(r);
+}
+
+/* A copy from a farther tier, written after a newer creation committed,
+ * must not replace it (store.c, memento__store_put_records). */
+static int created_visit(const void *data, size_t len, void *ctx)
+{
+	struct memento__record rec;
+	if (memento__record_parse(data, len, &rec) != MEMENTO__RECORD_OK)
+		return -EBADMSG;
+	*(uint64_t *)ctx = rec.created_ns;
+	return 0;
+}
+
+static void record_at(struct memento__record *h, uint64_t created, unsigned char *out)
+{
+	static const unsigned char payload[8] = "payload";
+	*h = (struct memento__record){
+		.created_ns = created,
+		.digest = memento__digest_of(payload, sizeof payload, 0),
+		.name = "copy",
+		.name_len = 4,
+		.key = payload,
+		.key_len = 1,
+		.payload = payload,
+		.payload_len = sizeof payload,
+	};
+	if (out != NULL)
+		memento__record_write(out, h);
+}
+
+Test(redis, a_copy_never_replaces_a_newer_record)
+{
+	char dir[64];
+	temp_dir_make(dir, "copy");
+	memento_store *s;
+	cr_assert_eq(memento_store_open(&s, dir, NULL), 0);
+	struct memento__store_key key = { { 9 } };
+	struct memento__record h;
+	record_at(&h, 200, NULL);
+	cr_assert_eq(memento__store_write(s, "copy", &key, &h), 0);
+
+	size_t len = memento__record_size(4, 1, 8);
+	unsigned char older[256], newer[256];
+	cr_assert_leq(len, sizeof older);
+	record_at(&h, 100, older);
+	record_at(&h, 300, newer);
+	const struct memento__store_key *keys[1] = { &key };
+	const void *records[1] = { older };
+	size_t lens[1] = { len };
+	uint64_t created = 0;
+	cr_assert_eq(memento__store_put_records(s, 1, keys, records, lens), 0);
+	cr_assert_eq(memento__store_read(s, "copy", &key, created_visit, &created), 0);
+	cr_assert_eq(created, 200, "an older copy replaced the record");
+	records[0] = newer;
+	cr_assert_eq(memento__store_put_records(s, 1, keys, records, lens), 0);
+	cr_assert_eq(memento__store_read(s, "copy", &key, created_visit, &created), 0);
+	cr_assert_eq(created, 300, "a newer copy did not land");
+	memento_store_close(s);
+	temp_dir_remove(dir);
+}
