@@ -462,6 +462,40 @@ struct memento__shard {
 	struct memento__entry *limbo_head, *limbo_tail;
 };
 
+/*
+ * The table's words are entry pointers with 16 bits of the key's hash in
+ * their own top 16 bits (ck_hs in CK_HS_MODE_DIRECT never reads them;
+ * ck's pointer packing is off in Debian's build).  Bits 32-47 of the hash:
+ * the top ones choose the shard, which all of a shard's keys share, and
+ * the low ones the bucket, which the keys probed together mostly share.  A probe carries
+ * the same tag, so compare rejects most slots that are not the key's
+ * without reading their entry: a cache miss less per occupied slot probed
+ * (docs/design.md, "The table").  User-space pointers on x86-64 and
+ * arm64 Linux stay below 2^48 unless a mapping asks for more; insert
+ * checks.
+ */
+#define MEMENTO__TAG_SHIFT 48
+#define MEMENTO__UNTAG_MASK (((uintptr_t)1 << MEMENTO__TAG_SHIFT) - 1)
+
+static inline void *memento__tagged(const void *e, uint64_t hash)
+{
+	return (void *)((uintptr_t)e | (uintptr_t)((hash >> 32) & 0xffffu) << MEMENTO__TAG_SHIFT);
+}
+
+static inline struct memento__entry *memento__untagged(const void *word)
+{
+	return (struct memento__entry *)((uintptr_t)word & MEMENTO__UNTAG_MASK);
+}
+
+/* The entry linked under probe's key (reader-safe: inside an epoch
+ * section, or under the lock), or NULL. */
+static inline struct memento__entry *memento__table_get(struct memento__shard *shard,
+                                                        uint64_t hash,
+                                                        const struct memento__entry *probe)
+{
+	return memento__untagged(ck_hs_get(&shard->hs, hash, memento__tagged(probe, hash)));
+}
+
 MEMENTO__HIDDEN int memento__shard_init(struct memento__shard *shard, memento_cache *cache,
                                         unsigned long capacity, uint64_t seed);
 MEMENTO__HIDDEN void memento__shard_destroy(struct memento__shard *shard);

@@ -336,7 +336,7 @@ static int shard_snapshot(struct memento__shard *shard, struct memento__tcache *
 	/* One section for the whole walk keeps the iterator's map alive. */
 	ck_epoch_begin(&tc->epoch, NULL);
 	while (ck_hs_next_spmc(&shard->hs, &it, &p)) {
-		struct memento__entry *e = p;
+		struct memento__entry *e = memento__untagged(p);
 		MEMENTO__TSAN_ACQUIRE(e); /* published by ck_hs_put */
 		/* Acquire: pairs with the release that published obj. */
 		uint32_t s = atomic_load_explicit(&e->state, memory_order_acquire);

@@ -303,7 +303,7 @@ static int claim(struct lookup *lk, bool hold, struct claimed *out)
 	struct memento__shard *shard = lookup_shard(lk);
 	memento__shard_lock(shard);
 	/* The lock excludes frees of this shard's entries: no section needed. */
-	struct memento__entry *e = ck_hs_get(&shard->hs, lk->hash, lk->probe);
+	struct memento__entry *e = memento__table_get(shard, lk->hash, lk->probe);
 	if (e != NULL) {
 		uint32_t phase = atomic_load_explicit(&e->state, memory_order_relaxed) & MEMENTO__PHASE;
 		if (phase == MEMENTO__READY) {
@@ -558,7 +558,7 @@ static inline __attribute__((always_inline)) int get(memento_class *cls, const v
 		 * settles it. */
 	} else {
 		bool began = section_begin(&lk);
-		e = ck_hs_get(&lookup_shard(&lk)->hs, lk.hash, lk.probe);
+		e = memento__table_get(lookup_shard(&lk), lk.hash, lk.probe);
 		if (MEMENTO__LIKELY(e != NULL)) {
 			uint32_t s = state_of(e);
 			if (MEMENTO__LIKELY((s & MEMENTO__PHASE) == MEMENTO__READY) &&
@@ -683,7 +683,7 @@ int memento_peek(memento_class *cls, const void *args, void **obj)
 	bool began = false, from_table = e == NULL;
 	if (from_table) {
 		began = section_begin(&lk);
-		e = ck_hs_get(&lookup_shard(&lk)->hs, lk.hash, lk.probe);
+		e = memento__table_get(lookup_shard(&lk), lk.hash, lk.probe);
 		phase = e != NULL ? state_of(e) & MEMENTO__PHASE : 0;
 	}
 	/* A stale object is returned, not rebuilt: a peek never creates. */
@@ -721,7 +721,7 @@ int memento_forget(memento_class *cls, const void *args)
 	lookup_hash(&lk);
 	struct memento__shard *shard = lookup_shard(&lk);
 	memento__shard_lock(shard);
-	struct memento__entry *e = ck_hs_get(&shard->hs, lk.hash, lk.probe);
+	struct memento__entry *e = memento__table_get(shard, lk.hash, lk.probe);
 	if (e == NULL) {
 		rc = -ENOENT;
 	} else {

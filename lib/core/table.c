@@ -120,7 +120,7 @@ static unsigned long hs_hash(const void *object, unsigned long seed)
 {
 	(void)seed; /* the hash was seeded when the key was built */
 	assert(writing_shard != NULL);
-	return memento__entry_hash(writing_shard->cache, object);
+	return memento__entry_hash(writing_shard->cache, memento__untagged(object));
 }
 
 /*
@@ -129,7 +129,10 @@ static unsigned long hs_hash(const void *object, unsigned long seed)
  */
 static bool hs_compare(const void *stored, const void *probe)
 {
-	const struct memento__entry *a = stored, *b = probe;
+	/* Another tag: another key, known without reading the entry. */
+	if (((uintptr_t)stored ^ (uintptr_t)probe) >> MEMENTO__TAG_SHIFT)
+		return false;
+	const struct memento__entry *a = memento__untagged(stored), *b = memento__untagged(probe);
 	/* The entry's fields were published by ck_hs_put (see table insert). */
 	MEMENTO__TSAN_ACQUIRE(a);
 	uint32_t identity = atomic_load_explicit(&a->state, memory_order_relaxed);
@@ -158,7 +161,7 @@ int memento__shard_init(struct memento__shard *shard, memento_cache *cache,
 	if (rc != 0)
 		return -ENOMEM;
 	writing_shard = shard;
-	bool made = ck_hs_init(&shard->hs, CK_HS_MODE_OBJECT | CK_HS_MODE_SPMC, hs_hash,
+	bool made = ck_hs_init(&shard->hs, CK_HS_MODE_DIRECT | CK_HS_MODE_SPMC, hs_hash,
 	                       hs_compare, &hs_allocator, capacity, (unsigned long)seed);
 	writing_shard = NULL;
 	if (!made) {
@@ -232,7 +235,10 @@ bool memento__shard_insert(struct memento__shard *shard, struct memento__entry *
 	 * and then read its plain fields, which must be visible first. */
 	atomic_thread_fence(memory_order_release);
 	MEMENTO__TSAN_RELEASE(e);
-	if (!ck_hs_put(&shard->hs, hash, e))
+	/* The tag needs the pointer's top 16 bits free (see internal.h). */
+	if (MEMENTO__UNLIKELY(((uintptr_t)e & ~MEMENTO__UNTAG_MASK) != 0))
+		abort();
+	if (!ck_hs_put(&shard->hs, hash, memento__tagged(e, hash)))
 		return false;
 	atomic_store_explicit(&shard->count,
 	                      atomic_load_explicit(&shard->count, memory_order_relaxed) + 1,
@@ -247,7 +253,8 @@ bool memento__shard_insert(struct memento__shard *shard, struct memento__entry *
  */
 void memento__shard_unlink(struct memento__shard *shard, struct memento__entry *e)
 {
-	ck_hs_remove(&shard->hs, memento__entry_hash(shard->cache, e), e);
+	uint64_t hash = memento__entry_hash(shard->cache, e);
+	ck_hs_remove(&shard->hs, hash, memento__tagged(e, hash));
 	shard->removed++;
 	atomic_store_explicit(&shard->count,
 	                      atomic_load_explicit(&shard->count, memory_order_relaxed) - 1,

@@ -89,7 +89,7 @@ bool memento__replace(struct memento__shard *shard, memento_class *cls,
 	atomic_thread_fence(memory_order_release);
 	MEMENTO__TSAN_RELEASE(fresh);
 	void *previous;
-	if (!ck_hs_fas(&shard->hs, hash, fresh, &previous))
+	if (!ck_hs_fas(&shard->hs, hash, memento__tagged(fresh, hash), &previous))
 		return false;
 	/* Relaxed, as in memento__shard_unlink: hits see it by coherence. */
 	atomic_fetch_or_explicit(&old->state, MEMENTO__UNLINKED, memory_order_relaxed);
