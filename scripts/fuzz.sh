@@ -10,6 +10,8 @@
 #   --corpus-only   only run each seed of tests/fuzz/corpus once (a regression
 #                   check of a few seconds)
 #
+# libFuzzer's own progress goes to build/ci-fuzz/fuzz-run/fuzz.log (and
+# fuzz-record.log); a failure prints the log's last 40 lines.
 # The last line says what happened, for example
 #   fuzz: 812345 executions in 60 s, 0 crashes (13539/s; corpus 35 -> 410 inputs)
 # The exit status is nonzero when the harness found a crash, a leak, undefined
@@ -82,9 +84,12 @@ mkdir -p "$run"
 log=$run/fuzz.log
 
 # Prints the path of the input that failed, if libFuzzer saved one.
+# libFuzzer's progress goes to $log only; a failure shows its tail.
 report_failure() {
 	local artifact
 	artifact=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -n 1)
+	printf 'fuzz: the last 40 lines of %s:\n' "$log"
+	tail -n 40 "$log"
 	printf 'fuzz: FAILED%s\n' "${artifact:+; the input: $artifact}"
 }
 
@@ -92,7 +97,7 @@ if [[ $corpus_only -eq 1 ]]; then
 	files=("$seeds"/*)
 	# Given files rather than a directory, libFuzzer runs each once and
 	# writes nothing.
-	if ! "$bin" "${extra_args[@]}" "${files[@]}" 2>&1 | tee "$log"; then
+	if ! "$bin" "${extra_args[@]}" "${files[@]}" >"$log" 2>&1; then
 		report_failure
 		exit 1
 	fi
@@ -113,7 +118,7 @@ status=0
 	-rss_limit_mb=2048 \
 	-print_final_stats=1 \
 	-artifact_prefix="$run/" \
-	"${extra_args[@]}" 2>&1 | tee "$log" || status=$?
+	"${extra_args[@]}" >"$log" 2>&1 || status=$?
 elapsed=$((SECONDS - start))
 
 final_stat() {
@@ -141,7 +146,7 @@ status=0
 	-max_len=4096 \
 	-timeout=10 \
 	-print_final_stats=1 \
-	-artifact_prefix="$run/record-" 2>&1 | tee "$log" || status=$?
+	-artifact_prefix="$run/record-" >"$log" 2>&1 || status=$?
 if [[ $status -ne 0 ]]; then
 	report_failure
 	exit 1
