@@ -59,7 +59,7 @@ static void *hs_malloc(size_t size)
 		return NULL;
 	h->cache = cache;
 	h->size = sizeof *h + size;
-	/* ck_hs (OBJECT | SPMC mode) allocates nothing but its maps, and the
+	/* ck_hs (DIRECT | SPMC mode) allocates nothing but its maps, and the
 	 * newest one is the table: its size, in slots, give or take the
 	 * map's header. */
 	writing_shard->table_slots = size / sizeof(void *);
