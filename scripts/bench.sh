@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The benchmark: checks the dependencies (scripts/deps.sh --bench), builds
 # mementos-bench (Release, in build/bench-release), runs it, and keeps its CSV
-# in bench/results/latest.csv; then, when bench/plot.sh is there, turns the
-# CSV into a plot and a Markdown table next to it.
+# in bench/results/latest.csv; prints the machine's CPU and a verdict line
+# per hit-path target (bench/verdict.sh); then, when bench/plot.sh is there,
+# turns the CSV into a plot and a Markdown table next to it.
 #
 # Usage: scripts/bench.sh [MEMENTOS-BENCH ARGUMENTS...]
 #
@@ -67,6 +68,9 @@ fi
 mv -f "$partial" "$results/latest.csv"
 cat "$results/latest.csv"
 printf 'bench.sh: wrote %s\n' "$results/latest.csv" >&2
+
+# The machine and one line per hit-path target, read from the CSV.
+bench/verdict.sh "$results/latest.csv" >&2 || true
 
 if [[ -x bench/plot.sh ]]; then
 	if ! bench/plot.sh "$results/latest.csv" >&2; then
