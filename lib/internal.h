@@ -964,6 +964,26 @@ static inline void memento__cancel_restore(int old)
 	pthread_setcancelstate(old, &ignored);
 }
 
+/* The clock's time in ns (CLOCK_MONOTONIC for waits and timeouts,
+ * CLOCK_REALTIME for a record's creation time). */
+static inline uint64_t memento__clock_ns(clockid_t clock)
+{
+	struct timespec ts;
+	clock_gettime(clock, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Whether an absolute CLOCK_MONOTONIC deadline has passed; *left_ns (when
+ * not NULL) gets the time left, 0 once passed. */
+static inline bool memento__deadline_passed(const struct timespec *deadline, uint64_t *left_ns)
+{
+	uint64_t now = memento__clock_ns(CLOCK_MONOTONIC);
+	uint64_t at = (uint64_t)deadline->tv_sec * 1000000000u + (uint64_t)deadline->tv_nsec;
+	if (left_ns != NULL)
+		*left_ns = at > now ? at - now : 0;
+	return at <= now;
+}
+
 /* What an encode callback appends to (buf.c). */
 struct memento_buf {
 	memento_cache *cache; /* whose allocator holds data */

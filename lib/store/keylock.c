@@ -84,14 +84,6 @@ static void held_close(memento_store *s, struct memento__key_lock *l)
 	memento__cancel_restore(cancel);
 }
 
-static bool deadline_passed(const struct timespec *deadline)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return now.tv_sec > deadline->tv_sec ||
-	       (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
-}
-
 /* Takes the byte: sleeping in the kernel without a deadline, else trying
  * every POLL_NS until it passes. */
 static int lock_wait(int fd, off_t at, const struct timespec *deadline)
@@ -104,7 +96,7 @@ static int lock_wait(int fd, off_t at, const struct timespec *deadline)
 			continue;
 		if (deadline == NULL || (errno != EAGAIN && errno != EACCES))
 			return -errno;
-		if (deadline_passed(deadline))
+		if (memento__deadline_passed(deadline, NULL))
 			return -ETIMEDOUT;
 		struct timespec nap = { 0, POLL_NS };
 		nanosleep(&nap, NULL);

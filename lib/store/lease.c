@@ -58,15 +58,21 @@ static const char RELEASE[] = "if redis.call('get', KEYS[1]) == ARGV[1] then "
 
 /* ---- the list and its renewer ----------------------------------------------------- */
 
-void memento__leases_init(struct memento__redis *r, uint64_t lease_ns)
+/* The renewer's condition variable, on CLOCK_MONOTONIC (its naps). */
+static void wake_init(struct memento__leases *ls)
 {
-	struct memento__leases *ls = &r->leases;
-	pthread_mutex_init(&ls->lock, NULL);
 	pthread_condattr_t attr;
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
 	pthread_cond_init(&ls->wake, &attr);
 	pthread_condattr_destroy(&attr);
+}
+
+void memento__leases_init(struct memento__redis *r, uint64_t lease_ns)
+{
+	struct memento__leases *ls = &r->leases;
+	pthread_mutex_init(&ls->lock, NULL);
+	wake_init(ls);
 	ls->lease_ns = lease_ns;
 }
 
@@ -92,9 +98,22 @@ struct memento__lease_copy {
 };
 typedef struct memento__lease_copy renewal;
 
-/* Renews each of n leases: one round trip, pipelined, on connection c. */
-static int renew_on(redisContext *c, const renewal *w, size_t n, const char *ms, size_t ms_len)
+/* What a round of renewals sends. */
+struct renewals {
+	const renewal *w;
+	size_t n;
+	char ms[24];
+	size_t ms_len;
+};
+
+/* Renews each lease: one round trip, pipelined, on connection c. */
+static int renew_on(redisContext *c, void *ctx)
 {
+	const struct renewals *rs = ctx;
+	const renewal *w = rs->w;
+	size_t n = rs->n;
+	const char *ms = rs->ms;
+	size_t ms_len = rs->ms_len;
 	int rc = 0;
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		const char *argv[6] = { "EVAL", RENEW, "1", w[i].key, w[i].token, ms };
@@ -114,27 +133,15 @@ static int renew_on(redisContext *c, const renewal *w, size_t n, const char *ms,
 	return rc;
 }
 
-/* Renews each of n leases: 0, or the error.  As memento__redis_run does,
- * once more on a new connection when a pooled one was closed by the
- * server (a restart): else each round would close one dead connection
- * and the leases would expire under live holders. */
+/* Renews each of n leases: 0, or the error (the server away: the waiters
+ * find it so too).  Retried on a new connection when a pooled one was
+ * closed by the server (a restart): else each round would close one dead
+ * connection and the leases would expire under live holders. */
 static int renew_all(struct memento__redis *r, const renewal *w, size_t n)
 {
-	char ms[24];
-	size_t ms_len = (size_t)lease_ms(&r->leases, ms, sizeof ms);
-	int rc;
-	for (int attempt = 0;; attempt++) {
-		redisContext *c;
-		bool pooled;
-		rc = memento__redis_take(r, &c, true, &pooled);
-		if (rc != 0)
-			return rc; /* the server is away: the waiters find it so too */
-		rc = renew_on(c, w, n, ms, ms_len);
-		memento__redis_give_back(r, c, rc);
-		if (attempt > 0 || !pooled || (rc != -ECONNRESET && rc != -EPIPE))
-			return rc;
-		memento__redis_drop_idle(r);
-	}
+	struct renewals rs = { .w = w, .n = n };
+	rs.ms_len = (size_t)lease_ms(&r->leases, rs.ms, sizeof rs.ms);
+	return memento__redis_with_connection(r, true, renew_on, &rs);
 }
 
 static int release_one(struct memento__redis *r, const char *key, size_t key_len,
@@ -161,7 +168,7 @@ static void copy_free(renewal *w)
 static renewal *release_pending(struct memento__redis *r, renewal *list)
 {
 	renewal *keep = NULL;
-	uint64_t now = memento__redis_now_ns();
+	uint64_t now = memento__clock_ns(CLOCK_MONOTONIC);
 	unsigned int tried = 0;
 	while (list != NULL) {
 		renewal *w = list;
@@ -213,7 +220,7 @@ static void *renewer_main(void *arg)
 	bool failed = false;
 	pthread_mutex_lock(&ls->lock);
 	while (!ls->stopping) {
-		uint64_t at = memento__redis_now_ns() + ls->lease_ns / (failed ? 10 : 3);
+		uint64_t at = memento__clock_ns(CLOCK_MONOTONIC) + ls->lease_ns / (failed ? 10 : 3);
 		struct timespec ts = { (time_t)(at / 1000000000u), (long)(at % 1000000000u) };
 		while (!ls->stopping && !ls->release_waiting &&
 		       pthread_cond_timedwait(&ls->wake, &ls->lock, &ts) != ETIMEDOUT)
@@ -304,11 +311,7 @@ void memento__leases_fork_child(struct memento__redis *r)
 	pending_free(ls);
 	ls->generation++;
 	ls->renewer_running = false;
-	pthread_condattr_t attr;
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(&ls->wake, &attr);
-	pthread_condattr_destroy(&attr);
+	wake_init(ls);
 	pthread_mutex_unlock(&ls->lock);
 }
 
@@ -421,7 +424,7 @@ void memento__redis_lease_release(struct memento__lease *l)
 			w->key = l->key;
 			w->key_len = l->key_len;
 			memcpy(w->token, l->token, sizeof w->token);
-			w->until_ns = memento__redis_now_ns() + ls->lease_ns;
+			w->until_ns = memento__clock_ns(CLOCK_MONOTONIC) + ls->lease_ns;
 			l->key = NULL;
 			pthread_mutex_lock(&ls->lock);
 			w->next = ls->pending;

@@ -209,13 +209,6 @@ static int read_fresh(struct production *p, unsigned int i)
 	return rc;
 }
 
-static uint64_t clock_ns(clockid_t clock)
-{
-	struct timespec ts;
-	clock_gettime(clock, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* What an encode callback left by cancellation must free. */
 static void buf_abandoned(void *arg)
 {
@@ -242,7 +235,7 @@ static void write_result(struct production *p, const void *obj, uint64_t compute
 		return;
 	}
 	struct memento__record head = {
-		.created_ns = clock_ns(CLOCK_REALTIME),
+		.created_ns = memento__clock_ns(CLOCK_REALTIME),
 		.compute_ns = compute_ns,
 		.fingerprint = p->fingerprint,
 		.digest = memento__digest_of(buf.data, buf.len, 0),
@@ -314,7 +307,7 @@ static int create_and_write(struct production *p, const void *args)
 
 	memento__count(p->counters, MEMENTO__CREATIONS);
 	*p->created = true;
-	uint64_t t0 = clock_ns(CLOCK_MONOTONIC);
+	uint64_t t0 = memento__clock_ns(CLOCK_MONOTONIC);
 	int rc = memento__callback_result(cls->create(p->made, args, cls->ctx));
 	if (rc != 0) {
 		memento__count(p->counters, MEMENTO__FAILURES);
@@ -329,17 +322,9 @@ static int create_and_write(struct production *p, const void *args)
 	}
 	struct made_scope m = { cls, p->made };
 	pthread_cleanup_push(made_abandoned, &m);
-	write_result(p, *p->made, clock_ns(CLOCK_MONOTONIC) - t0);
+	write_result(p, *p->made, memento__clock_ns(CLOCK_MONOTONIC) - t0);
 	pthread_cleanup_pop(0);
 	return 0;
-}
-
-static bool deadline_passed(const struct timespec *deadline, uint64_t *left_ns)
-{
-	uint64_t now = clock_ns(CLOCK_MONOTONIC);
-	uint64_t at = (uint64_t)deadline->tv_sec * 1000000000u + (uint64_t)deadline->tv_nsec;
-	*left_ns = at > now ? at - now : 0;
-	return at <= now;
 }
 
 /* Takes tier i's lease, waiting while another holds it.  1: a fresh record
@@ -369,7 +354,7 @@ static int lease_wait(struct production *p, unsigned int i, const struct timespe
 		}
 		if (deadline != NULL) {
 			uint64_t left;
-			if (deadline_passed(deadline, &left))
+			if (memento__deadline_passed(deadline, &left))
 				return -ETIMEDOUT;
 			if (nap > left)
 				nap = left;

@@ -35,13 +35,6 @@ static struct timeval timeval_of(uint64_t ns)
 		                 .tv_usec = (suseconds_t)(ns % 1000000000u / 1000u) };
 }
 
-uint64_t memento__redis_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 int memento__redis_context_error(const redisContext *c)
 {
 	switch (c->err) {
@@ -170,7 +163,7 @@ static void quiet_after(struct memento__redis *r, int rc)
 		return;
 	uint64_t quiet = r->timeout_ns * QUIET_TIMEOUTS;
 	quiet = quiet < QUIET_MIN_NS ? QUIET_MIN_NS : quiet > QUIET_MAX_NS ? QUIET_MAX_NS : quiet;
-	atomic_store_explicit(&r->quiet_until_ns, memento__redis_now_ns() + quiet,
+	atomic_store_explicit(&r->quiet_until_ns, memento__clock_ns(CLOCK_MONOTONIC) + quiet,
 	                      memory_order_relaxed);
 }
 
@@ -178,7 +171,7 @@ int memento__redis_take(struct memento__redis *r, redisContext **c, bool bypass_
                         bool *pooled)
 {
 	uint64_t quiet = atomic_load_explicit(&r->quiet_until_ns, memory_order_relaxed);
-	if (!bypass_quiet && quiet != 0 && memento__redis_now_ns() < quiet)
+	if (!bypass_quiet && quiet != 0 && memento__clock_ns(CLOCK_MONOTONIC) < quiet)
 		return -EAGAIN; /* not -ETIMEDOUT: nothing was sent */
 	pthread_mutex_lock(&r->lock);
 	*c = r->nidle > 0 ? r->idle[--r->nidle] : NULL;
@@ -224,29 +217,49 @@ void memento__redis_drop_idle(struct memento__redis *r)
 	pthread_mutex_unlock(&r->lock);
 }
 
-int memento__redis_run(struct memento__redis *r, int argc, const char **argv,
-                       const size_t *lens, redisReply **reply, bool bypass_quiet)
+int memento__redis_with_connection(struct memento__redis *r, bool bypass_quiet,
+                                   memento__redis_conn_fn fn, void *ctx)
 {
 	int cancel = memento__cancel_off(); /* the connection would leak */
 	int rc;
 	for (int attempt = 0;; attempt++) {
-		*reply = NULL;
 		redisContext *c;
 		bool pooled;
 		rc = memento__redis_take(r, &c, bypass_quiet, &pooled);
 		if (rc != 0)
 			break;
-		rc = memento__redis_command(c, argc, argv, lens, reply);
+		rc = fn(c, ctx);
 		memento__redis_give_back(r, c, rc);
 		/* A pooled connection that the server closed since (a restart,
 		 * an idle timeout): so are the other idle ones, most likely.
-		 * Once more on a new one; every command here may run twice. */
+		 * Once more on a new one; what runs here may run twice. */
 		if (attempt > 0 || !pooled || (rc != -ECONNRESET && rc != -EPIPE))
 			break;
 		memento__redis_drop_idle(r);
 	}
 	memento__cancel_restore(cancel);
 	return rc;
+}
+
+struct one_command {
+	int argc;
+	const char **argv;
+	const size_t *lens;
+	redisReply **reply;
+};
+
+static int one_command_on(redisContext *c, void *ctx)
+{
+	struct one_command *cmd = ctx;
+	return memento__redis_command(c, cmd->argc, cmd->argv, cmd->lens, cmd->reply);
+}
+
+int memento__redis_run(struct memento__redis *r, int argc, const char **argv,
+                       const size_t *lens, redisReply **reply, bool bypass_quiet)
+{
+	struct one_command cmd = { argc, argv, lens, reply };
+	*reply = NULL;
+	return memento__redis_with_connection(r, bypass_quiet, one_command_on, &cmd);
 }
 
 /* A cluster node answers commands for its own slots only, and redirects

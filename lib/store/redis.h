@@ -56,6 +56,13 @@ MEMENTO__HIDDEN void memento__redis_give_back(struct memento__redis *r, redisCon
  * an error reply (*reply set too), or the connection's error (*reply NULL). */
 MEMENTO__HIDDEN int memento__redis_command(redisContext *c, int argc, const char **argv,
                                            const size_t *lens, redisReply **reply);
+/* Runs fn on a connection of the pool (take, fn, give back), once more on
+ * a new connection when a pooled one turns out closed by the server
+ * (fn's -ECONNRESET or -EPIPE): so only work that may run twice.
+ * Cancellation off inside.  Returns fn's result, or the connection's. */
+typedef int (*memento__redis_conn_fn)(redisContext *c, void *ctx);
+MEMENTO__HIDDEN int memento__redis_with_connection(struct memento__redis *r, bool bypass_quiet,
+                                                   memento__redis_conn_fn fn, void *ctx);
 /* One command on a connection of the pool (take, command, give back),
  * once more on a new connection when a pooled one turns out closed by the
  * server: so only commands that may run twice.  Cancellation off inside.
@@ -71,7 +78,6 @@ MEMENTO__HIDDEN int memento__redis_context_error(const redisContext *c);
  * out of memory.  *len: its length. */
 MEMENTO__HIDDEN char *memento__redis_key(const char *name, const struct memento__store_key *key,
                                          const char *suffix, size_t *len);
-MEMENTO__HIDDEN uint64_t memento__redis_now_ns(void);
 
 /* lease.c, called by redis.c's open, close and fork handlers. */
 MEMENTO__HIDDEN void memento__leases_init(struct memento__redis *r, uint64_t lease_ns);
