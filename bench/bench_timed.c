@@ -16,6 +16,7 @@
  */
 #include "bench_driver.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdalign.h>
 #include <stdatomic.h>
@@ -105,9 +106,49 @@ static inline __attribute__((always_inline)) void worker_loop_as(struct worker *
 	w->ops = i;
 }
 
+/*
+ * The timed loop of an implementation with get_many: one call per group of
+ * run->batch keys, then every object checked.  No latency samples: a
+ * call's time is not one get's.
+ */
+static void worker_loop_many(struct worker *w)
+{
+	const struct bench_timed *run = w->run;
+	const struct bench_source src = run->sources[w->index];
+	const unsigned n = run->batch;
+	uint64_t *keys = malloc(n * sizeof *keys);
+	struct bench_object **objs = malloc(n * sizeof *objs);
+	w->start_ns = bench_now_ns();
+	uint64_t i = 0;
+	w->rc = keys != NULL && objs != NULL ? 0 : -ENOMEM;
+	/* Relaxed: as in worker_loop_as. */
+	while (w->rc == 0 && !atomic_load_explicit(w->stop, memory_order_relaxed)) {
+		for (unsigned j = 0; j < n; j++)
+			keys[j] = src.base + (src.stream != NULL ? src.stream[(src.start + i + j) & src.mask]
+			                                         : i + j);
+		w->rc = run->impl->get_many(run->table, keys, n, objs);
+		for (unsigned j = 0; j < n && w->rc == 0; j++) {
+			if (__builtin_expect(objs[j]->key != keys[j], 0)) {
+				w->wrong_object = true;
+				w->bad_key = keys[j];
+				w->rc = -EINVAL;
+			}
+		}
+		if (w->rc != 0 && !w->wrong_object)
+			w->bad_key = keys[0];
+		i += n;
+	}
+	w->end_ns = bench_now_ns();
+	w->ops = i;
+	free(keys);
+	free(objs);
+}
+
 static void worker_loop(struct worker *w)
 {
-	if (w->run->impl->begin_batch != NULL)
+	if (w->run->impl->get_many != NULL)
+		worker_loop_many(w);
+	else if (w->run->impl->begin_batch != NULL)
 		worker_loop_as(w, true);
 	else
 		worker_loop_as(w, false);

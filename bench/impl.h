@@ -90,6 +90,11 @@ struct bench_impl {
 	 * when the implementation has them.  The object lives until close, or,
 	 * with batches, at least until the batch ends. */
 	int (*get)(void *table, uint64_t key, struct bench_object **obj);
+	/* Optional (NULL: none): get for each of keys[0..n), n at most
+	 * BENCH_BATCH_MAX, objs[i] the object of keys[i]; 0, or a negative
+	 * errno when any get failed.  When present, the timed loop gets its
+	 * keys through it, --batch keys per call (the fill still uses get). */
+	int (*get_many)(void *table, const uint64_t *keys, size_t n, struct bench_object **objs);
 
 	/* Single-threaded insertion before the timed phase.  NULL means get
 	 * serves (every cache); the floor, which never creates, has its own. */
@@ -107,6 +112,7 @@ struct bench_impl {
 
 /* Defined by each implementation's file; NULL-free list in bench/impls.c. */
 extern const struct bench_impl bench_impl_mementos;
+extern const struct bench_impl bench_impl_mementos_many;
 extern const struct bench_impl bench_impl_mementos_guarded;
 extern const struct bench_impl bench_impl_mementos_bounded;
 extern const struct bench_impl bench_impl_floor;

@@ -103,6 +103,7 @@ extern "C" const struct bench_impl bench_impl_tbb = {
 	.begin_batch = nullptr,
 	.end_batch = nullptr,
 	.get = tbb_get,
+	.get_many = nullptr,
 	.fill = nullptr,
 	.count = tbb_count,
 	.close = tbb_close,

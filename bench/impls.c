@@ -9,6 +9,7 @@
 
 const struct bench_impl *const bench_impls[] = {
 	&bench_impl_mementos,
+	&bench_impl_mementos_many,
 	&bench_impl_mementos_guarded,
 	&bench_impl_mementos_bounded,
 #ifdef MEMENTOS_BENCH_HAVE_GLIB

@@ -522,6 +522,25 @@ MEMENTO_API int memento_get_until(memento_class *cls, const void *args, void **o
                                   const struct timespec *deadline);
 
 /*
+ * memento_get() for each of args[0..n): objs[i] gets the object of args[i],
+ * or NULL when that get failed, and rcs[i] (when rcs is not NULL) what
+ * memento_get() would have returned for it.  Returns 0 when every get
+ * succeeded, else the error of the first that failed; -EINVAL (nothing
+ * done) when cls is NULL, or n > 0 and args or objs is NULL.
+ * Faster than n calls when many keys are hits on a table larger than the
+ * CPU's caches: it runs the key callbacks of a chunk of keys (32) first,
+ * then looks them all up, so that their cache misses overlap, and
+ * prefetches the objects it found.  Misses are then settled one by one,
+ * in index order, exactly as memento_get() does (create or wait), after
+ * every hit of their chunk.  Stats count each key as memento_get() would.
+ * Threads: any, concurrently with everything but memento_cache_free().
+ * Blocks: as memento_get() for each miss; uses about 5 KiB of stack.
+ * Lifetime: each object as one from memento_get().
+ */
+MEMENTO_API int memento_get_many(memento_class *cls, const void *const args[], size_t n,
+                                 void *objs[], int rcs[]);
+
+/*
  * Returns in *obj the ready object for args without creating or waiting.
  * Returns 0, -ENOENT (none, expired, or a failure that its class
  * remembers), -EINPROGRESS (a creation is in flight), the key callback's

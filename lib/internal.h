@@ -496,6 +496,27 @@ static inline struct memento__entry *memento__table_get(struct memento__shard *s
 	return memento__untagged(ck_hs_get(&shard->hs, hash, memento__tagged(probe, hash)));
 }
 
+/*
+ * A tag-only probe: bit 0 of a probe word (entries are 8-aligned, so no
+ * stored word has it) tells compare to match on the tag alone, without
+ * reading the entry.  ck_hs_get then costs one cache miss, the slot's,
+ * and returns a candidate: the key's entry, or, about once in 65,536
+ * occupied slots probed, another key's with the same tag, before which
+ * the probe stopped.  The caller checks the key (memento_get_many, which
+ * prefetches every candidate first, then checks them all); a candidate
+ * that is not the key's sends it down the exact path.  Only for reads:
+ * a writer's probe is always exact.
+ */
+#define MEMENTO__PROBE_TAG_ONLY ((uintptr_t)1)
+
+static inline struct memento__entry *memento__table_candidate(struct memento__shard *shard,
+                                                              uint64_t hash,
+                                                              const struct memento__entry *probe)
+{
+	void *word = (void *)((uintptr_t)memento__tagged(probe, hash) | MEMENTO__PROBE_TAG_ONLY);
+	return memento__untagged(ck_hs_get(&shard->hs, hash, word));
+}
+
 MEMENTO__HIDDEN int memento__shard_init(struct memento__shard *shard, memento_cache *cache,
                                         unsigned long capacity, uint64_t seed);
 MEMENTO__HIDDEN void memento__shard_destroy(struct memento__shard *shard);

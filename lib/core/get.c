@@ -40,9 +40,10 @@ static void lookup_end(struct lookup *lk)
 	if (lk->heap_probe != NULL) {
 		memento__free(lk->cls->cache, lk->heap_probe, MEMENTO__PROBE_SIZE);
 		lk->heap_probe = NULL;
-	} else if (lk->probe != NULL) {
+	} else if (lk->probe != NULL &&
+	           (unsigned char *)lk->probe == lk->tc->thread->scratch) {
 		lk->tc->thread->scratch_busy = false;
-	}
+	} /* else the probe lies in memento_get_many's buffer, its own */
 	lk->probe = NULL;
 }
 
@@ -528,6 +529,9 @@ static bool deadline_valid(const struct timespec *deadline)
 	return deadline == NULL || (deadline->tv_nsec >= 0 && deadline->tv_nsec < 1000000000L);
 }
 
+static int settle(struct lookup *lk, const void *args, const struct timespec *deadline,
+                  bool hold, struct memento__entry **out);
+
 /*
  * The protocol behind memento_get, memento_get_until and memento_get_ref,
  * each with its own inlined copy: *out gets the entry that holds the
@@ -585,48 +589,59 @@ static inline __attribute__((always_inline)) int get(memento_class *cls, const v
 		section_end(&lk, began);
 	}
 
-	/* Everything but a fresh hit is settled under the shard lock: once,
-	 * unless the creation this get waited on ended without an outcome (its
-	 * creator stopped at its own deadline waiting for another process);
-	 * then the key, still in the probe, is claimed again, and counted
-	 * once. */
+	return settle(&lk, args, deadline, hold, out);
+}
+
+/*
+ * Everything but a fresh hit is settled under the shard lock: once, unless
+ * the creation this get waited on ended without an outcome (its creator
+ * stopped at its own deadline waiting for another process); then the key,
+ * still in the probe, is claimed again, and counted once.  lk holds a
+ * hashed key; settle ends it.  No epoch section may be open.
+ */
+static __attribute__((noinline)) int settle(struct lookup *lk, const void *args,
+                                            const struct timespec *deadline, bool hold,
+                                            struct memento__entry **out)
+{
+	memento_class *cls = lk->cls;
+	int rc;
 	for (bool first = true;; first = false) {
-		struct claimed got;
-		rc = claim(&lk, hold, &got);
+		struct claimed got = { 0 };
+		rc = claim(lk, hold, &got);
 		if (rc != CLAIM_WAIT)
-			lookup_end(&lk); /* the key now lives in the entry, if needed */
+			lookup_end(lk); /* the key now lives in the entry, if needed */
 		if (first)
-			memento__count(lk.counters, rc == CLAIM_READY || rc == CLAIM_REFRESH
+			memento__count(lk->counters, rc == CLAIM_READY || rc == CLAIM_REFRESH
 			                                    ? MEMENTO__HITS
 			                                    : MEMENTO__MISSES);
 		switch (rc) {
 		case CLAIM_READY:
-			front_keep(&lk, got.entry);
+			front_keep(lk, got.entry);
 			*out = got.entry;
 			return 0;
 		case CLAIM_REFRESH:
-			refresh_and_settle(&lk, args, got.entry, hold, out);
+			refresh_and_settle(lk, args, got.entry, hold, out);
 			return 0;
 		case CLAIM_REMEMBERED:
 			return got.error;
 		case CLAIM_CREATE:
-			return create_and_settle(cls, lk.counters, got.creation, args,
-			                         (cls->life & MEMENTO__LIFE_REVALIDATE) ? &lk.fp
+			return create_and_settle(cls, lk->counters, got.creation, args,
+			                         (cls->life & MEMENTO__LIFE_REVALIDATE) ? &lk->fp
 			                                                                : NULL,
 			                         deadline, hold, out);
 		case CLAIM_WAIT: {
 			bool retry;
-			rc = wait_and_share(lk.tc->thread, lk.counters, got.creation, deadline,
-			                    (cls->life & MEMENTO__LIFE_REVALIDATE) ? &lk.fp : NULL,
+			rc = wait_and_share(lk->tc->thread, lk->counters, got.creation, deadline,
+			                    (cls->life & MEMENTO__LIFE_REVALIDATE) ? &lk->fp : NULL,
 			                    hold, out, &retry);
 			if (retry)
 				continue;
-			lookup_end(&lk);
+			lookup_end(lk);
 			return rc;
 		}
 		default:
 			if (rc == -EDEADLK)
-				memento__count(lk.counters, MEMENTO__DEADLOCKS);
+				memento__count(lk->counters, MEMENTO__DEADLOCKS);
 			return rc;
 		}
 	}
@@ -737,4 +752,180 @@ int memento_forget(memento_class *cls, const void *args)
 	lookup_end(&lk);
 	memento__reclaim_due_if_any(cls->cache, lk.tc);
 	return rc;
+}
+
+/* ---- batches ------------------------------------------------------------------ */
+
+/*
+ * memento_get_many works on chunks of keys, in four steps (docs/design.md,
+ * "Batches"): build and hash every key; look each one up with a tag-only
+ * probe (one cache miss, the slot's) and prefetch the entry it names; then
+ * check every candidate, whose entry is now on its way or in the cache;
+ * then settle, in order, what was not a fresh hit.  A single get's misses
+ * come one after another, since its code between them fills the core's
+ * window of instructions in flight; here the misses of different keys
+ * overlap.
+ */
+#define MANY_CHUNK 32
+/* Probes of a chunk, end to end: 32 keys of 6 words each (16-byte keys
+ * are 2).  A key that does not fit ends its chunk and keeps its probe
+ * where lookup_begin built it. */
+#define MANY_ROOM 2048
+
+enum many_step {
+	MANY_DONE,      /* rcs and objs written (a key callback's error) */
+	MANY_HIT,       /* e is a fresh ready entry for the key */
+	MANY_CANDIDATE, /* e is what a tag-only probe found, or NULL */
+	MANY_SETTLE,    /* the shard lock settles it (settle()) */
+};
+
+struct many_chunk {
+	size_t n;
+	struct lookup lk[MANY_CHUNK];
+	struct memento__entry *e[MANY_CHUNK];
+	unsigned char step[MANY_CHUNK];
+	int rc[MANY_CHUNK]; /* MANY_DONE: the key callback's error */
+	alignas(8) unsigned char room[MANY_ROOM];
+};
+
+/* Cancelled while settling a key: the keys left release their probes. */
+static void many_abandoned(void *arg)
+{
+	struct many_chunk *c = arg;
+	for (size_t i = 0; i < c->n; i++)
+		lookup_end(&c->lk[i]);
+}
+
+/* Builds and hashes the keys of args[0..n) while they fit the chunk;
+ * returns how many it took (at least one). */
+static size_t many_keys(struct many_chunk *c, memento_class *cls, const void *const args[],
+                        size_t n)
+{
+	size_t used = 0, i = 0;
+	c->n = 0;
+	while (i < n && i < MANY_CHUNK) {
+		struct lookup *lk = &c->lk[i];
+		int rc = lookup_begin(lk, cls, args[i], false, true);
+		i++;
+		c->n = i;
+		if (rc != 0) {
+			lk->probe = NULL;
+			lk->heap_probe = NULL;
+			c->step[i - 1] = MANY_DONE;
+			c->rc[i - 1] = rc;
+			continue;
+		}
+		lookup_hash(lk);
+		c->step[i - 1] = MANY_CANDIDATE;
+		size_t size = offsetof(struct memento__entry, key) + memento__entry_len(lk->probe);
+		if (size > MANY_ROOM - used)
+			break; /* the chunk's last key: its probe stays where it is */
+		struct memento__entry *moved = (struct memento__entry *)(void *)(c->room + used);
+		memcpy(moved, lk->probe, size);
+		lookup_end(lk);
+		lk->probe = moved;
+		used += memento__round_to_words(size);
+	}
+	return c->n;
+}
+
+/* Finds what a probe can find without the lock: front hits, then
+ * candidates from the table, each prefetched; then checks the candidates. */
+static void many_find(struct many_chunk *c)
+{
+	bool began = false, in_section = false;
+	for (size_t i = 0; i < c->n; i++) {
+		if (c->step[i] != MANY_CANDIDATE)
+			continue;
+		struct lookup *lk = &c->lk[i];
+		struct memento__entry *e = front_find(lk);
+		if (e != NULL) {
+			c->e[i] = e;
+			c->step[i] = hit_fresh(lk, e) ? MANY_HIT : MANY_SETTLE;
+			continue;
+		}
+		if (!in_section) {
+			began = section_begin(lk);
+			in_section = true;
+		}
+		e = memento__table_candidate(lookup_shard(lk), lk->hash, lk->probe);
+		if (e != NULL)
+			__builtin_prefetch(e);
+		c->e[i] = e;
+	}
+	for (size_t i = 0; i < c->n; i++) {
+		if (c->step[i] != MANY_CANDIDATE)
+			continue;
+		struct lookup *lk = &c->lk[i];
+		struct memento__entry *e = c->e[i];
+		if (e != NULL) {
+			/* The entry's identity and key were published by ck_hs_put
+			 * (see table insert), as for hs_compare. */
+			MEMENTO__TSAN_ACQUIRE(e);
+			uint32_t identity = atomic_load_explicit(&lk->probe->state, memory_order_relaxed);
+			uint32_t s = state_of(e);
+			if (((s ^ identity) & ~(uint32_t)MEMENTO__STATE_BITS) != 0 ||
+			    !memento__entry_key_equal(e, lk->probe, memento__len_of(identity))) {
+				/* Another key under the same tag: probe exactly. */
+				e = memento__table_get(lookup_shard(lk), lk->hash, lk->probe);
+				s = e != NULL ? state_of(e) : 0;
+			}
+			if (e != NULL && (s & MEMENTO__PHASE) == MEMENTO__READY && hit_fresh(lk, e)) {
+				c->e[i] = e;
+				c->step[i] = MANY_HIT;
+				/* The caller is about to read it. */
+				__builtin_prefetch(e->u.obj);
+				front_keep(lk, e);
+				continue;
+			}
+		}
+		c->step[i] = MANY_SETTLE;
+	}
+	if (in_section)
+		section_end(&c->lk[0], began);
+}
+
+/* The results, in order: hits at once, the rest through the lock. */
+static int many_finish(struct many_chunk *c, const void *const args[], void *objs[], int rcs[])
+{
+	int first = 0;
+	pthread_cleanup_push(many_abandoned, c);
+	for (size_t i = 0; i < c->n; i++) {
+		struct lookup *lk = &c->lk[i];
+		int rc;
+		if (c->step[i] == MANY_DONE) {
+			rc = c->rc[i];
+		} else if (c->step[i] == MANY_HIT) {
+			lookup_end(lk);
+			memento__count(lk->counters, MEMENTO__HITS);
+			rc = 0;
+		} else {
+			rc = settle(lk, args[i], NULL, false, &c->e[i]);
+		}
+		objs[i] = rc == 0 ? c->e[i]->u.obj : NULL;
+		if (rcs != NULL)
+			rcs[i] = rc;
+		if (rc != 0 && first == 0)
+			first = rc;
+	}
+	pthread_cleanup_pop(0);
+	return first;
+}
+
+int memento_get_many(memento_class *cls, const void *const args[], size_t n, void *objs[],
+                     int rcs[])
+{
+	if (cls == NULL || (n != 0 && (args == NULL || objs == NULL)))
+		return -EINVAL;
+	int first = 0;
+	struct many_chunk c;
+	for (size_t at = 0; at < n;) {
+		size_t took = many_keys(&c, cls, args + at, n - at);
+		many_find(&c);
+		int rc = many_finish(&c, args + at, objs + at, rcs != NULL ? rcs + at : NULL);
+		if (rc != 0 && first == 0)
+			first = rc;
+		at += took;
+	}
+	return first;
 }

@@ -132,6 +132,9 @@ static bool hs_compare(const void *stored, const void *probe)
 	/* Another tag: another key, known without reading the entry. */
 	if (((uintptr_t)stored ^ (uintptr_t)probe) >> MEMENTO__TAG_SHIFT)
 		return false;
+	/* The same tag, and a reader asked for candidates (internal.h). */
+	if ((uintptr_t)probe & MEMENTO__PROBE_TAG_ONLY)
+		return true;
 	const struct memento__entry *a = memento__untagged(stored), *b = memento__untagged(probe);
 	/* The entry's fields were published by ck_hs_put (see table insert). */
 	MEMENTO__TSAN_ACQUIRE(a);
