@@ -10,6 +10,8 @@
 #   uniform, 2 threads   mementos' throughput at least 0.95x the floor's,
 #                        and at least tbb's and rwlock's
 #   bytes per entry      at most urcu's and tbb's (uniform)
+# Then, with no target, what memento_get_many does over the same keys
+# (mementos-many) against the floor's single gets: uniform at 1 and 2 threads.
 # The floor is the bare ck_hs_get on a prefilled table (impl_floor.c).
 # Rows repeated for a point (concatenated runs) are reduced to their median.
 # Prints to stdout; exits 0 whatever the verdicts (a benchmark is not a test).
@@ -54,6 +56,11 @@ function line(what, measured, ok) {
 	printf "%-44s %-40s %s\n", what, measured, ok ? "met" : "MISSED"
 }
 function notrun(what) { printf "%-44s %-40s %s\n", what, "", "not run" }
+function batch(t, what,    r) {
+	if (!has("mementos-many", "uniform", t) || !has("floor", "uniform", t)) { notrun(what); return }
+	r = NS("floor", "uniform", t) / NS("mementos-many", "uniform", t)
+	printf "%-44s %-40s %s\n", what, sprintf("%.1f vs %.1f ns: %.2fx as fast", NS("mementos-many", "uniform", t), NS("floor", "uniform", t), r), "(no target)"
+}
 function per_get(w, t, what) {
 	if (!has("mementos", w, t) || !has("floor", w, t)) { notrun(what); return }
 	r = NS("mementos", w, t) / NS("floor", w, t)
@@ -78,4 +85,6 @@ END {
 	at_least("rwlock", 1.0, "uniform, 2 threads: >= rwlock")
 	bytes("urcu", "bytes per entry <= urcu (uniform)")
 	bytes("tbb", "bytes per entry <= tbb (uniform)")
+	batch(1, "get_many, uniform, 1 thread: ns per key")
+	batch(2, "get_many, uniform, 2 threads: ns per key")
 }' "$1"

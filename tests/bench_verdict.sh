@@ -21,6 +21,7 @@ floor,uniform,2,2,1,1,10,190,,,,90,1,,0
 tbb,uniform,2,2,1,1,9,210,,,,90,1,,0
 urcu,uniform,1,2,1,1,3,300,,,,80,1,,0
 tbb,uniform,1,2,1,1,3,300,,,,95,1,,0
+mementos-many,uniform,1,2,1,1,10,100,,,,90,1,,0
 CSV
 out=$("$verdict" "$csv")
 printf '%s\n' "$out"
@@ -37,4 +38,6 @@ expect '>= tbb' 'met'
 expect '>= rwlock' 'not run'
 expect 'bytes per entry <= urcu' 'MISSED' # 90 against 80
 expect 'bytes per entry <= tbb' 'met'
+expect 'get_many, uniform, 1 thread' '2.00x as fast *(no target)'
+expect 'get_many, uniform, 2 threads' 'not run'
 echo "bench_verdict: ok"
