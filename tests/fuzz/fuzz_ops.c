@@ -1209,9 +1209,17 @@ static void ref_keep(memento_ref *ref, struct fobj *o, unsigned cls, int depth)
 		ref_release_at(0, depth);
 }
 
-enum get_kind { GK_GET, GK_UNTIL, GK_REF };
+enum get_kind { GK_GET, GK_UNTIL, GK_REF, GK_MANY };
 
-static const char *const get_names[] = { "get", "get_until", "get_ref" };
+static const char *const get_names[] = { "get", "get_until", "get_ref", "get_many" };
+
+/* memento_get_many of one key: its result, which must be the call's, in
+ * *rc_of_key (when it got that far). */
+static int get_many_one(memento_class *cls, const void *args, void **out, int *rc_of_key)
+{
+	const void *one[1] = { args };
+	return memento_get_many(cls, one, 1, out, rc_of_key);
+}
 
 static void do_get(struct fclass *fc, const struct recipe *r, unsigned flags, enum get_kind kind,
                    const struct timespec *deadline, bool deadline_ok, int depth)
@@ -1229,11 +1237,18 @@ static void do_get(struct fclass *fc, const struct recipe *r, unsigned flags, en
 	bool refused_outside = fc != NULL && fc->guarded && kind != GK_REF && R.depth == 0;
 	uint64_t refused = T.refused;
 	int saved = api_enter(kind == GK_REF ? API_GET_REF : API_GET);
+	int rc_of_key = 1; /* no errno is positive */
 	int rc = kind == GK_REF     ? memento_get_ref(cls, args, ref_out)
 	         : kind == GK_UNTIL ? memento_get_until(cls, args, out, deadline)
+	         : kind == GK_MANY  ? get_many_one(cls, args, out, &rc_of_key)
 	                            : memento_get(cls, args, out);
 	api_leave(saved);
 	check_code(rc);
+	/* What a failed get leaves in its out-parameter: get_many writes NULL. */
+	void *unwritten = kind == GK_MANY ? NULL : &untouched;
+	if (kind == GK_MANY && cls != NULL && out != NULL)
+		CHECK(rc_of_key == rc, "get_many of one key returned %d, its rcs[0] is %d", rc,
+		      rc_of_key);
 	if (kind == GK_REF && rc == 0)
 		obj = memento_ref_object(ref);
 	trace(depth, "%s class %d%s%s: %d%s%s", get_names[kind], (int)c.cls,
@@ -1248,7 +1263,7 @@ static void do_get(struct fclass *fc, const struct recipe *r, unsigned flags, en
 	if (rc == -ENOMEM && T.refused != refused && f.create_runs == 0) {
 		/* Out of memory before create: nothing may have changed (but what
 		 * the key callback's nested calls did, which the model has seen). */
-		CHECK(obj == &untouched && ref == (memento_ref *)(void *)&untouched,
+		CHECK(obj == unwritten && ref == (memento_ref *)(void *)&untouched,
 		      "get wrote its out-parameter and failed with -ENOMEM");
 		fc->out_of_memory++;
 		return;
@@ -1256,7 +1271,7 @@ static void do_get(struct fclass *fc, const struct recipe *r, unsigned flags, en
 	if (refused_outside) {
 		CHECK(rc == -EPERM, "%s of a guarded class outside a guard: %d", get_names[kind], rc);
 		CHECK(f.key_runs == 0, "the key callback ran for a get refused with -EPERM");
-		CHECK(obj == &untouched, "get wrote *obj and failed with -EPERM");
+		CHECK(obj == unwritten, "get wrote *obj and failed with -EPERM");
 		return;
 	}
 	CHECK(f.key_runs == 1, "key callback ran %d times", f.key_runs);
@@ -1317,7 +1332,7 @@ static void do_get(struct fclass *fc, const struct recipe *r, unsigned flags, en
 		if (kind == GK_REF)
 			ref_keep(ref, obj, fc->idx, depth);
 	} else {
-		CHECK(obj == &untouched && ref == (memento_ref *)(void *)&untouched,
+		CHECK(obj == unwritten && ref == (memento_ref *)(void *)&untouched,
 		      "get wrote its out-parameter and failed with %d", rc);
 	}
 }
@@ -2139,7 +2154,7 @@ static void run_program(struct reader *rd, int depth)
 		case OP_GET:
 			fc = read_class(rd);
 			r = read_recipe(rd, fc);
-			do_get(fc, r, flags, GK_GET, NULL, true, depth);
+			do_get(fc, r, flags, flags & F_MANY ? GK_MANY : GK_GET, NULL, true, depth);
 			break;
 		case OP_GET_UNTIL: {
 			struct timespec ts;

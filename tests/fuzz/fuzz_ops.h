@@ -14,7 +14,8 @@
  *
  *   OP_CLASS_NEW    name cflags:u8 [classopts]             (CN_* flags; classopts
  *                                                          only with CN_OPTIONS)
- *   OP_GET          class args                             (F_NULL_OUT, F_NULL_ARGS)
+ *   OP_GET          class args                             (F_NULL_OUT, F_NULL_ARGS,
+ *                                                          F_MANY)
  *   OP_GET_UNTIL    class deadline:u8 args                 (same flags)
  *   OP_PEEK         class args                             (same flags)
  *   OP_FORGET       class args                             (F_NULL_ARGS)
@@ -100,6 +101,7 @@ enum opcode {
 enum {
 	F_NULL_OUT = 1,  /* get/peek: obj NULL; stats: stats NULL */
 	F_NULL_ARGS = 2, /* get/peek/forget: args NULL (a fixed built-in key) */
+	F_MANY = 4,      /* get: through memento_get_many, one key */
 };
 
 enum again_kind {

@@ -1267,6 +1267,57 @@ static void seed_opt_capacity_over(struct buf *b) { seed_options(b, OPT_CAPACITY
 static void seed_opt_size_short(struct buf *b) { seed_options(b, OPT_SIZE_SHORT); }
 static void seed_opt_size_old(struct buf *b) { seed_options(b, OPT_SIZE_OLD); }
 
+/* memento_get_many of one key (F_MANY): misses, hits, errors, long keys,
+ * nesting, NULLs and a guarded class in and out of a guard. */
+static void get_many_u64(struct buf *b, unsigned cls, unsigned v, unsigned create)
+{
+	op(b, OP_GET, F_MANY);
+	put(b, cls);
+	args_u64(b, v, create);
+}
+
+static void seed_get_many(struct buf *b)
+{
+	put(b, OPT_NEW);
+	get_many_u64(b, 0, 1, CREATE_OBJECT);
+	get_many_u64(b, 0, 1, CREATE_OBJECT); /* a hit */
+	get_u64(b, 0, 1, CREATE_OBJECT);      /* and for memento_get */
+	get_many_u64(b, 0, 2, CREATE_ERROR);
+	get_many_u64(b, 0, 3, CREATE_NULL);
+	get_many_u64(b, 0, 4, CREATE_POSITIVE);
+	for (unsigned k = 0; k < 8; k++) {
+		unsigned char f[] = { FIELD_STR_LONG, (unsigned char)k };
+		op(b, OP_GET, F_MANY);
+		put(b, 0);
+		put(b, 1);
+		for (size_t i = 0; i < sizeof f; i++)
+			put(b, f[i]);
+		args_end(b, KEYRET_LAST, 0, &empty, CREATE_OBJECT, &empty);
+	}
+	struct buf inner = { .n = 0 };
+	get_many_u64(&inner, 0, 7, CREATE_OBJECT);
+	get_many_u64(&inner, 0, 5, CREATE_OBJECT); /* its own key: -EDEADLK */
+	op(b, OP_GET, F_MANY);
+	put(b, 0);
+	args_one(b, 5, KEYRET_ZERO, CREATE_OBJECT, &inner);
+	op(b, OP_GET, F_MANY | F_NULL_ARGS);
+	put(b, 0);
+	args_u64(b, 0, CREATE_OBJECT);
+	op(b, OP_GET, F_MANY | F_NULL_OUT);
+	put(b, 0);
+	args_u64(b, 0, CREATE_OBJECT);
+	get_many_u64(b, 255, 1, CREATE_OBJECT); /* NULL class */
+	class_with(b, "g", 0, LIFE_GUARDED, 0, 0, 0);
+	get_many_u64(b, 1, 1, CREATE_OBJECT); /* outside a guard: -EPERM */
+	struct buf guarded_gets = { .n = 0 };
+	get_many_u64(&guarded_gets, 1, 1, CREATE_OBJECT);
+	get_many_u64(&guarded_gets, 1, 1, CREATE_OBJECT);
+	guarded(b, &guarded_gets);
+	op(b, OP_COUNT, 0);
+	stats(b, 0);
+	stats(b, 1);
+}
+
 static const struct seed seeds[] = {
 	{ "empty", seed_empty },
 	{ "hit", seed_hit },
@@ -1324,6 +1375,7 @@ static const struct seed seeds[] = {
 	{ "guard-callbacks", seed_guard_callbacks },
 	{ "alloc-lifetime", seed_alloc_lifetime },
 	{ "many-guarded", seed_many_guarded },
+	{ "get-many", seed_get_many },
 };
 
 int main(int argc, char **argv)
