@@ -534,7 +534,8 @@ MEMENTO_API int memento_get_until(memento_class *cls, const void *args, void **o
  * in index order, exactly as memento_get() does (create or wait), after
  * every hit of their chunk.  Stats count each key as memento_get() would.
  * Threads: any, concurrently with everything but memento_cache_free().
- * Blocks: as memento_get() for each miss; uses about 5 KiB of stack.
+ * Blocks: as memento_get() for each miss.  Uses about 9 KiB of stack (a
+ * call from inside a callback adds its own).
  * Lifetime: each object as one from memento_get().
  */
 MEMENTO_API int memento_get_many(memento_class *cls, const void *const args[], size_t n,

@@ -157,6 +157,32 @@ Test(get_many, stats_count_each_key_as_memento_get_does)
 	cr_assert_neq(objs[0], objs[1]);
 }
 
+Test(get_many, a_remembered_failure_is_returned_without_create)
+{
+	memento_class_options opt = MEMENTO_CLASS_OPTIONS_INIT;
+	opt.failure_ttl_ns = UINT64_C(3600000000000); /* an hour */
+	memento_class *cls = picky_class(cache, &opt);
+	uint64_t keys[4] = { 4, 1, 9, 4 }; /* 4 and 9 fail their create */
+	const void *args[4];
+	point_at(args, keys, 4);
+	void *objs[4];
+	int rcs[4];
+	cr_assert_eq(memento_get_many(cls, args, 4, objs, rcs), -EIO);
+	cr_assert_eq(atomic_load(&picky_creations), 3, "the second 4 was created again");
+	for (int round = 0; round < 2; round++) {
+		cr_assert_eq(memento_get_many(cls, args, 4, objs, rcs), -EIO);
+		cr_assert_eq(rcs[0], -EIO);
+		cr_assert_eq(rcs[1], 0);
+		cr_assert_eq(*(uint64_t *)objs[1], 1);
+		cr_assert_eq(rcs[2], -EIO);
+		cr_assert_eq(rcs[3], -EIO);
+	}
+	cr_assert_eq(atomic_load(&picky_creations), 3, "a remembered failure ran create");
+	memento_stats st = stats_of(cls);
+	cr_assert_eq(st.misses, 4 + 3 + 3, "misses %llu", (unsigned long long)st.misses);
+	cr_assert_eq(st.hits, 1 + 1);
+}
+
 Test(get_many, bad_input_is_refused_and_nothing_is_done)
 {
 	memento_class *cls = picky_class(cache, NULL);
@@ -170,6 +196,64 @@ Test(get_many, bad_input_is_refused_and_nothing_is_done)
 	cr_assert_eq(atomic_load(&picky_creations), 0);
 	cr_assert_eq(memento_get_many(cls, args, 1, objs, NULL), 0);
 	cr_assert_eq(*(uint64_t *)objs[0], 1);
+}
+
+/* ---- an allocation refused on the first key ------------------------------------ */
+
+static atomic_int refuse_next;
+
+static void *refusing_alloc(size_t size, size_t align, void *state)
+{
+	(void)state;
+	if (atomic_exchange(&refuse_next, 0))
+		return NULL;
+	return aligned_alloc(align < 16 ? 16 : align, (size + 63) / 64 * 64);
+}
+
+static void refusing_free(void *ptr, size_t size, void *state)
+{
+	(void)size;
+	(void)state;
+	free(ptr);
+}
+
+struct refused_run {
+	memento_class *cls;
+	int rc, rcs[2];
+	void *objs[2];
+};
+
+/* A new thread's first call: the first key's lookup fails to allocate
+ * the thread's record; the second key's gets it and goes to the table. */
+static void *first_call_refused(int index, void *data)
+{
+	(void)index;
+	struct refused_run *r = data;
+	uint64_t keys[2] = { 1, 2 };
+	const void *args[2];
+	point_at(args, keys, 2);
+	atomic_store(&refuse_next, 1);
+	r->rc = memento_get_many(r->cls, args, 2, r->objs, r->rcs);
+	return NULL;
+}
+
+Test(get_many, a_first_key_without_a_thread_record_does_not_stop_the_others)
+{
+	memento_cache_options copt = MEMENTO_CACHE_OPTIONS_INIT;
+	copt.allocator = (memento_allocator){ refusing_alloc, refusing_free, NULL };
+	memento_cache *own;
+	cr_assert_eq(memento_cache_new_with(&own, &copt), 0);
+	struct refused_run r = { .cls = picky_class(own, NULL) };
+	uint64_t two = 2;
+	void *made;
+	cr_assert_eq(memento_get(r.cls, &two, &made), 0); /* key 2 is a hit later */
+	crowd_run(1, first_call_refused, &r, NULL);
+	cr_assert_eq(r.rc, -ENOMEM);
+	cr_assert_eq(r.rcs[0], -ENOMEM);
+	cr_assert_null(r.objs[0]);
+	cr_assert_eq(r.rcs[1], 0);
+	cr_assert_eq(r.objs[1], made);
+	memento_cache_free(own);
 }
 
 /* ---- keys of every length ------------------------------------------------------ */

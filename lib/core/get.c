@@ -565,7 +565,9 @@ static inline __attribute__((always_inline)) int get(memento_class *cls, const v
 		e = memento__table_get(lookup_shard(&lk), lk.hash, lk.probe);
 		if (MEMENTO__LIKELY(e != NULL)) {
 			uint32_t s = state_of(e);
-			if (MEMENTO__LIKELY((s & MEMENTO__PHASE) == MEMENTO__READY) &&
+			/* READY and linked: an entry a forget detached goes to the
+			 * lock, like one the front cache refuses. */
+			if (MEMENTO__LIKELY((s & (MEMENTO__PHASE | MEMENTO__UNLINKED)) == MEMENTO__READY) &&
 			    MEMENTO__LIKELY(hit_fresh(&lk, e))) {
 				if (hold)
 					hold_for_ref(e);
@@ -767,13 +769,16 @@ int memento_forget(memento_class *cls, const void *args)
  * overlap.
  */
 #define MANY_CHUNK 32
-/* Probes of a chunk, end to end: 32 keys of 6 words each (16-byte keys
- * are 2).  A key that does not fit ends its chunk and keeps its probe
- * where lookup_begin built it. */
+/* Probes of a chunk, end to end.  A key starts in the room while less
+ * than MANY_ROOM is used (32 keys of 6 words; 16-byte keys are 2), and the
+ * room has space past that for the longest key: every probe moves out of
+ * the thread's scratch buffer, which stays free for the gets that settling
+ * a key may run (a create that gets other keys). */
 #define MANY_ROOM 2048
 
 enum many_step {
-	MANY_DONE,      /* rcs and objs written (a key callback's error) */
+	MANY_DONE,      /* rc holds the result: a key callback's error */
+	MANY_FAILED,    /* rc holds a failure its class remembers (a miss) */
 	MANY_HIT,       /* e is a fresh ready entry for the key */
 	MANY_CANDIDATE, /* e is what a tag-only probe found, or NULL */
 	MANY_SETTLE,    /* the shard lock settles it (settle()) */
@@ -784,8 +789,8 @@ struct many_chunk {
 	struct lookup lk[MANY_CHUNK];
 	struct memento__entry *e[MANY_CHUNK];
 	unsigned char step[MANY_CHUNK];
-	int rc[MANY_CHUNK]; /* MANY_DONE: the key callback's error */
-	alignas(8) unsigned char room[MANY_ROOM];
+	int rc[MANY_CHUNK]; /* MANY_DONE, MANY_FAILED */
+	alignas(8) unsigned char room[MANY_ROOM + MEMENTO__PROBE_SIZE];
 };
 
 /* Cancelled while settling a key: the keys left release their probes. */
@@ -803,7 +808,7 @@ static size_t many_keys(struct many_chunk *c, memento_class *cls, const void *co
 {
 	size_t used = 0, i = 0;
 	c->n = 0;
-	while (i < n && i < MANY_CHUNK) {
+	while (i < n && i < MANY_CHUNK && used < MANY_ROOM) {
 		struct lookup *lk = &c->lk[i];
 		int rc = lookup_begin(lk, cls, args[i], false, true);
 		i++;
@@ -818,8 +823,6 @@ static size_t many_keys(struct many_chunk *c, memento_class *cls, const void *co
 		lookup_hash(lk);
 		c->step[i - 1] = MANY_CANDIDATE;
 		size_t size = offsetof(struct memento__entry, key) + memento__entry_len(lk->probe);
-		if (size > MANY_ROOM - used)
-			break; /* the chunk's last key: its probe stays where it is */
 		struct memento__entry *moved = (struct memento__entry *)(void *)(c->room + used);
 		memcpy(moved, lk->probe, size);
 		lookup_end(lk);
@@ -833,7 +836,8 @@ static size_t many_keys(struct many_chunk *c, memento_class *cls, const void *co
  * candidates from the table, each prefetched; then checks the candidates. */
 static void many_find(struct many_chunk *c)
 {
-	bool began = false, in_section = false;
+	bool began = false;
+	struct lookup *opener = NULL; /* the lookup whose thread record began the section */
 	for (size_t i = 0; i < c->n; i++) {
 		if (c->step[i] != MANY_CANDIDATE)
 			continue;
@@ -844,9 +848,11 @@ static void many_find(struct many_chunk *c)
 			c->step[i] = hit_fresh(lk, e) ? MANY_HIT : MANY_SETTLE;
 			continue;
 		}
-		if (!in_section) {
+		if (opener == NULL) {
+			/* Not c->lk[0]: a key whose lookup failed early has no
+			 * thread record. */
 			began = section_begin(lk);
-			in_section = true;
+			opener = lk;
 		}
 		e = memento__table_candidate(lookup_shard(lk), lk->hash, lk->probe);
 		if (e != NULL)
@@ -870,7 +876,10 @@ static void many_find(struct many_chunk *c)
 				e = memento__table_get(lookup_shard(lk), lk->hash, lk->probe);
 				s = e != NULL ? state_of(e) : 0;
 			}
-			if (e != NULL && (s & MEMENTO__PHASE) == MEMENTO__READY && hit_fresh(lk, e)) {
+			/* READY and still linked: one that a forget detached
+			 * while this chunk probed goes to the lock. */
+			if (e != NULL && (s & (MEMENTO__PHASE | MEMENTO__UNLINKED)) == MEMENTO__READY &&
+			    hit_fresh(lk, e)) {
 				c->e[i] = e;
 				c->step[i] = MANY_HIT;
 				/* The caller is about to read it. */
@@ -878,11 +887,19 @@ static void many_find(struct many_chunk *c)
 				front_keep(lk, e);
 				continue;
 			}
+			if (e != NULL &&
+			    (s & (MEMENTO__PHASE | MEMENTO__UNLINKED)) == MEMENTO__FAILED &&
+			    memento__now_once(&lk->now) < e->u.creation->retry_at) {
+				/* A failure its class remembers, as get() answers it. */
+				c->rc[i] = e->u.creation->error;
+				c->step[i] = MANY_FAILED;
+				continue;
+			}
 		}
 		c->step[i] = MANY_SETTLE;
 	}
-	if (in_section)
-		section_end(&c->lk[0], began);
+	if (opener != NULL)
+		section_end(opener, began);
 }
 
 /* The results, in order: hits at once, the rest through the lock. */
@@ -894,6 +911,10 @@ static int many_finish(struct many_chunk *c, const void *const args[], void *obj
 		struct lookup *lk = &c->lk[i];
 		int rc;
 		if (c->step[i] == MANY_DONE) {
+			rc = c->rc[i];
+		} else if (c->step[i] == MANY_FAILED) {
+			lookup_end(lk);
+			memento__count(lk->counters, MEMENTO__MISSES);
 			rc = c->rc[i];
 		} else if (c->step[i] == MANY_HIT) {
 			lookup_end(lk);
