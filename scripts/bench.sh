@@ -38,7 +38,8 @@ fi
 		-DCMAKE_BUILD_TYPE=Release \
 		-DMEMENTOS_SANITIZE= \
 		-DMEMENTOS_BUILD_TESTS=OFF \
-		-DMEMENTOS_BUILD_BENCH=ON
+		-DMEMENTOS_BUILD_BENCH=ON \
+		-DMEMENTOS_BUILD_PYTHON=OFF
 	cmake --build "$dir" --target mementos-bench -j "$(nproc 2>/dev/null || echo 2)"
 } >&2
 

@@ -22,7 +22,8 @@ set -euo pipefail
 # libraries: Concurrency Kit, xxHash, LMDB (the store), hiredis (the Redis
 # tier), and Criterion for the tests; lmdb-utils (mdb_stat, mdb_dump) for
 # looking into a store by hand; redis-server, which the Redis tests start
-# on a loopback port of their own.
+# on a loopback port of their own; Python's development files and pytest,
+# for the Python module (python/) and its tests.
 REQUIRED_PACKAGES=(
 	cmake
 	pkg-config
@@ -37,6 +38,8 @@ REQUIRED_PACKAGES=(
 	libhiredis-dev
 	redis-server
 	libcriterion-dev
+	python3-dev
+	python3-pytest
 )
 # Benchmarks only (--bench): the libraries compared against, and plotting.
 BENCH_PACKAGES=(

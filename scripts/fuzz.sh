@@ -74,6 +74,7 @@ CC=clang cmake -S . -B "$dir" \
 	-DMEMENTOS_SANITIZE=address,undefined \
 	-DMEMENTOS_BUILD_TESTS=OFF \
 	-DMEMENTOS_BUILD_BENCH=OFF \
+	-DMEMENTOS_BUILD_PYTHON=OFF \
 	-DMEMENTOS_BUILD_FUZZ=ON
 cmake --build "$dir" -j "$(nproc 2>/dev/null || echo 2)" --target mementos-fuzz-ops \
 	--target mementos-fuzz-record
