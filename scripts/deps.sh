@@ -23,7 +23,8 @@ set -euo pipefail
 # tier), and Criterion for the tests; lmdb-utils (mdb_stat, mdb_dump) for
 # looking into a store by hand; redis-server, which the Redis tests start
 # on a loopback port of their own; Python's development files and pytest,
-# for the Python module (python/) and its tests.
+# for the Python module (python/) and its tests, and Debian's debug
+# interpreter, which runs them again with its refcount checks.
 REQUIRED_PACKAGES=(
 	cmake
 	pkg-config
@@ -40,6 +41,7 @@ REQUIRED_PACKAGES=(
 	libcriterion-dev
 	python3-dev
 	python3-pytest
+	python3-dbg
 )
 # Benchmarks only (--bench): the libraries compared against, and plotting.
 BENCH_PACKAGES=(
