@@ -59,8 +59,10 @@ static struct {
 } failures[FAIL_SLOTS];
 static unsigned long failure_seq;
 
-/* The current exception, kept; returns its token. */
-static int failure_keep(void)
+/* The current exception, kept for the waiters; *own gets a reference for
+ * the creator, which raises its own exception whatever the ring holds by
+ * then.  Returns the token. */
+static int failure_keep(PyObject **own)
 {
 	PyObject *type, *value, *tb;
 	PyErr_Fetch(&type, &value, &tb);
@@ -69,11 +71,25 @@ static int failure_keep(void)
 		PyException_SetTraceback(value, tb);
 	Py_XDECREF(type);
 	Py_XDECREF(tb);
+	if (value == NULL) /* create failed without an exception: not expected */
+		value = PyObject_CallFunction(PyExc_RuntimeError, "s",
+		                              "mementos: a construction failed without an exception");
 	unsigned long seq = ++failure_seq;
 	unsigned slot = (unsigned)(seq % FAIL_SLOTS);
-	Py_XSETREF(failures[slot].exc, value);
+	/* The slot is whole before the old exception goes: its __del__ may
+	 * let another thread read the ring. */
+	PyObject *old = failures[slot].exc;
+	failures[slot].exc = Py_XNewRef(value);
 	failures[slot].seq = seq;
+	Py_XSETREF(*own, value);
+	Py_XDECREF(old);
 	return -(FAIL_BASE + (int)(seq % FAIL_BASE));
+}
+
+static void raise_exception(PyObject *exc)
+{
+	PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(exc)), Py_NewRef(exc),
+	              PyException_GetTraceback(exc));
 }
 
 static int is_failure_token(int rc)
@@ -93,8 +109,7 @@ static void failure_raise(int rc)
 		                "exception was overwritten by newer failures");
 		return;
 	}
-	PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(exc)), Py_NewRef(exc),
-	              PyException_GetTraceback(exc));
+	raise_exception(exc);
 }
 
 /* ---- one construction ---------------------------------------------------------------- */
@@ -107,6 +122,7 @@ struct construction {
 	PyObject *key;    /* a key function's result, or NULL for the default key */
 	const unsigned char *bytes;
 	size_t len;
+	PyObject *failure; /* the exception this thread's own create raised, or NULL */
 };
 
 /* Runs without the GIL: the bytes were encoded before. */
@@ -120,7 +136,9 @@ static int construction_key(memento_key *key, const void *args, void *ctx)
 static int construction_create(void **obj, const void *args, void *ctx)
 {
 	(void)ctx;
-	const struct construction *c = args;
+	/* mementos hands create the args of the get that runs it: this
+	 * thread's own construction, which it may write. */
+	struct construction *c = (struct construction *)args;
 	PyGILState_STATE gil = PyGILState_Ensure();
 	int rc = 0;
 	PyObject *held = NULL;
@@ -137,7 +155,7 @@ static int construction_create(void **obj, const void *args, void *ctx)
 	if (held != NULL)
 		*obj = held;
 	else
-		rc = failure_keep();
+		rc = failure_keep(&c->failure);
 	PyGILState_Release(gil);
 	return rc;
 }
@@ -196,19 +214,32 @@ static void record_free(PyObject *capsule)
 	PyMem_Free(r);
 }
 
-/* The record of a memoizing class: its own, made on first use. */
-static struct record *record_of(PyObject *cls)
+/*
+ * The record of a memoizing class: its own, made on first use unless make
+ * is false (then NULL, no exception, when there is none).  *hold gets a
+ * reference to the capsule that owns the record: user code (a key
+ * function, __eq__, __del__) may replace the class's attribute while the
+ * record is in use, so the caller keeps the capsule until it is done.
+ */
+static struct record *record_of(PyObject *cls, bool make, PyObject **hold)
 {
+	*hold = NULL;
 	PyObject *dict = ((PyTypeObject *)cls)->tp_dict;
 	PyObject *capsule = PyDict_GetItemWithError(dict, class_attr);
 	if (capsule != NULL) {
 		struct record *r = PyCapsule_GetPointer(capsule, "mementos.record");
-		if (r == NULL || r->owner == cls)
+		if (r == NULL)
+			return NULL;
+		if (r->owner == cls) {
+			*hold = Py_NewRef(capsule);
 			return r;
+		}
 		/* Copied from another class's __dict__: not ours. */
 	} else if (PyErr_Occurred()) {
 		return NULL;
 	}
+	if (!make)
+		return NULL;
 	/* A name of its own, never used again: a class at a dead class's
 	 * address must not find that one's instances or counters. */
 	char name[300];
@@ -241,9 +272,14 @@ static struct record *record_of(PyObject *cls)
 		PyMem_Free(r);
 		return NULL;
 	}
-	rc = PyObject_SetAttr(cls, class_attr, capsule);
-	Py_DECREF(capsule);
-	return rc == 0 ? r : NULL;
+	/* Into the class's own dict, past any metaclass __setattr__. */
+	if (PyDict_SetItem(dict, class_attr, capsule) != 0) {
+		Py_DECREF(capsule);
+		return NULL;
+	}
+	PyType_Modified((PyTypeObject *)cls);
+	*hold = capsule;
+	return r;
 }
 
 /* What intern_key found. */
@@ -296,16 +332,16 @@ static enum interned intern_key(struct record *r, PyObject *key, struct pykey *b
 static int construction_begin(struct construction *c, struct pykey *bytes, struct record *r,
                               PyObject *cls, PyObject *args, PyObject *kwargs, bool add)
 {
-	*c = (struct construction){ cls, args, kwargs, NULL, NULL, 0 };
+	*c = (struct construction){ cls, args, kwargs, NULL, NULL, 0, NULL };
 	pykey_init(bytes);
-	PyObject *keyfunc = _PyType_Lookup(Py_TYPE(cls), key_attr); /* borrowed */
+	PyObject *keyfunc = _PyType_Lookup(Py_TYPE(cls), key_attr);
 	int rc;
 	if (keyfunc != NULL) {
+		Py_INCREF(keyfunc); /* the call may change the metaclass */
 		PyObject *kw = kwargs != NULL ? Py_NewRef(kwargs) : PyDict_New();
-		if (kw == NULL)
-			return -1;
-		c->key = PyObject_CallFunctionObjArgs(keyfunc, cls, args, kw, NULL);
-		Py_DECREF(kw);
+		c->key = kw != NULL ? PyObject_CallFunctionObjArgs(keyfunc, cls, args, kw, NULL) : NULL;
+		Py_XDECREF(kw);
+		Py_DECREF(keyfunc);
 		if (c->key == NULL)
 			return -1;
 		rc = pykey_encode(bytes, c->key);
@@ -331,20 +367,24 @@ static int construction_begin(struct construction *c, struct pykey *bytes, struc
 static void construction_end(struct construction *c, struct pykey *bytes)
 {
 	Py_CLEAR(c->key);
+	Py_CLEAR(c->failure);
 	pykey_free(bytes);
 }
 
 /* MementoMetaclass.__call__: the one instance of the call's identity. */
 static PyObject *memo_call(PyObject *cls, PyObject *args, PyObject *kwargs)
 {
-	struct record *r = record_of(cls);
+	PyObject *hold;
+	struct record *r = record_of(cls, true, &hold);
 	if (r == NULL)
 		return NULL;
 	memento_class *memo = r->memo;
 	struct construction c;
 	struct pykey bytes;
-	if (construction_begin(&c, &bytes, r, cls, args, kwargs, true) != 0)
+	if (construction_begin(&c, &bytes, r, cls, args, kwargs, true) != 0) {
+		Py_DECREF(hold);
 		return NULL;
+	}
 
 	PyObject *instance = NULL;
 	void *held;
@@ -372,9 +412,13 @@ static PyObject *memo_call(PyObject *cls, PyObject *args, PyObject *kwargs)
 			memento_ref_release(ref);
 		}
 	}
-	construction_end(&c, &bytes);
-	if (instance == NULL)
+	/* Raised before construction_end, whose releases may run user code. */
+	if (instance == NULL && c.failure != NULL)
+		raise_exception(c.failure); /* this thread's own create failed */
+	else if (instance == NULL)
 		raise_rc(cls, rc);
+	construction_end(&c, &bytes);
+	Py_DECREF(hold);
 	return instance;
 }
 
@@ -432,17 +476,27 @@ static PyObject *forget(PyObject *module, PyObject *args, PyObject *kwargs)
 	PyObject *rest = PyTuple_GetSlice(args, 1, PyTuple_GET_SIZE(args));
 	if (rest == NULL)
 		return NULL;
-	struct record *r = record_of(cls);
+	PyObject *hold;
+	struct record *r = record_of(cls, false, &hold);
+	if (r == NULL) {
+		Py_DECREF(rest);
+		if (PyErr_Occurred())
+			return NULL;
+		Py_RETURN_FALSE; /* never constructed */
+	}
 	struct construction c;
 	struct pykey bytes;
-	int begun = r != NULL ? construction_begin(&c, &bytes, r, cls, rest, kwargs, false) : -1;
+	int begun = construction_begin(&c, &bytes, r, cls, rest, kwargs, false);
 	Py_DECREF(rest);
-	if (begun < 0)
-		return NULL;
-	if (begun > 0)
+	if (begun != 0) {
+		Py_DECREF(hold);
+		if (begun < 0)
+			return NULL;
 		Py_RETURN_FALSE; /* a key never interned was never made */
+	}
 	int rc = memento_forget(r->memo, &c);
 	construction_end(&c, &bytes);
+	Py_DECREF(hold);
 	if (rc == 0)
 		Py_RETURN_TRUE;
 	if (rc == -ENOENT)
@@ -462,11 +516,16 @@ static PyObject *stats(PyObject *module, PyObject *cls)
 		PyErr_SetString(PyExc_TypeError, "stats(cls): cls must be a memoizing class");
 		return NULL;
 	}
-	struct record *r = record_of(cls);
-	if (r == NULL)
+	PyObject *hold;
+	struct record *r = record_of(cls, false, &hold);
+	memento_stats s = { 0 }; /* a class never constructed counts nothing */
+	int rc = 0;
+	if (r != NULL) {
+		rc = memento_class_stats(r->memo, &s);
+		Py_DECREF(hold);
+	} else if (PyErr_Occurred()) {
 		return NULL;
-	memento_stats s;
-	int rc = memento_class_stats(r->memo, &s);
+	}
 	if (rc != 0)
 		return raise_rc(cls, rc);
 	return Py_BuildValue("{sKsKsKsKsKsKsK}", "hits", (unsigned long long)s.hits, "misses",
@@ -549,15 +608,18 @@ PyMODINIT_FUNC PyInit_mementos(void)
 	PyObject *m = PyModule_Create(&module_def);
 	if (m == NULL)
 		return NULL;
-	PyObject *base = PyObject_CallFunction((PyObject *)&MetaType, "s(O){}", "mementos",
-	                                       (PyObject *)&PyBaseObject_Type);
-	if (base == NULL || PyModule_AddObjectRef(m, "MementoMetaclass", (PyObject *)&MetaType) ||
-	    PyModule_AddObject(m, "mementos", base) != 0 ||
-	    PyModule_AddObject(m, "__version__",
-	                       PyUnicode_FromFormat("%d.%d.%d", MEMENTO_VERSION_MAJOR,
-	                                            MEMENTO_VERSION_MINOR, MEMENTO_VERSION_PATCH)) !=
-	            0) {
-		Py_XDECREF(base);
+	PyObject *base = PyObject_CallFunction((PyObject *)&MetaType, "s(O){ss}", "mementos",
+	                                       (PyObject *)&PyBaseObject_Type, "__module__",
+	                                       "mementos");
+	PyObject *version = PyUnicode_FromFormat("%d.%d.%d", MEMENTO_VERSION_MAJOR,
+	                                         MEMENTO_VERSION_MINOR, MEMENTO_VERSION_PATCH);
+	int rc = base == NULL || version == NULL ||
+	         PyModule_AddObjectRef(m, "MementoMetaclass", (PyObject *)&MetaType) != 0 ||
+	         PyModule_AddObjectRef(m, "mementos", base) != 0 ||
+	         PyModule_AddObjectRef(m, "__version__", version) != 0;
+	Py_XDECREF(base);
+	Py_XDECREF(version);
+	if (rc != 0) {
 		Py_DECREF(m);
 		return NULL;
 	}

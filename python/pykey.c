@@ -138,8 +138,9 @@ static int put_int(struct pykey *k, PyObject *o)
 		return -1;
 	if (!overflow)
 		return put_small_int(k, v);
-	/* Larger than 64 bits: the magnitude through Python's own bytes. */
-	PyObject *mag = PyNumber_Absolute(o);
+	/* Larger than 64 bits: the magnitude through Python's own bytes, by
+	 * int's own abs (a subclass's __abs__ says nothing of its value). */
+	PyObject *mag = PyLong_Type.tp_as_number->nb_absolute(o);
 	if (mag == NULL)
 		return -1;
 	size_t bits = _PyLong_NumBits(mag);
@@ -190,6 +191,8 @@ static int put_str(struct pykey *k, PyObject *o)
 	if (utf8 != NULL)
 		return put_sized(k, 'S', utf8, (size_t)n);
 	/* Lone surrogates: no UTF-8 of their own, but a key all the same. */
+	if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError))
+		return -1;
 	PyErr_Clear();
 	PyObject *b = PyUnicode_AsEncodedString(o, "utf-8", "surrogatepass");
 	if (b == NULL)
@@ -281,29 +284,79 @@ static int behaves_as(PyTypeObject *t, PyTypeObject *base)
 	return t->tp_hash == base->tp_hash && t->tp_richcompare == base->tp_richcompare;
 }
 
-/* o's value as a number of the encoded kinds, when o equals it and hashes
- * as it (as Python's numbers promise across types): new reference, or
- * NULL with no exception when there is none. */
-static PyObject *number_alike(PyObject *o)
+/* Whether the error set says only that a conversion does not apply (then
+ * cleared); KeyboardInterrupt, MemoryError and the like stay set. */
+static int conversion_refused(void)
 {
+	if (!PyErr_ExceptionMatches(PyExc_TypeError) && !PyErr_ExceptionMatches(PyExc_ValueError) &&
+	    !PyErr_ExceptionMatches(PyExc_ArithmeticError))
+		return 0;
+	PyErr_Clear();
+	return 1;
+}
+
+/* Whether o equals v and hashes as it: 1, 0, or -1 with an error set. */
+static int alike(PyObject *o, PyObject *v)
+{
+	Py_hash_t ho = PyObject_Hash(o);
+	Py_hash_t hv = ho != -1 ? PyObject_Hash(v) : -1;
+	if (hv == -1)
+		return conversion_refused() ? 0 : -1;
+	if (ho != hv)
+		return 0;
+	int same = PyObject_RichCompareBool(o, v, Py_EQ);
+	return same >= 0 ? same : conversion_refused() ? 0 : -1;
+}
+
+/*
+ * o's value as a number of the encoded kinds, when o equals it and hashes
+ * as it (as Python's numbers promise across types): 0 with *out a new
+ * reference, 0 with *out NULL when there is none, -1 with an error set.
+ * An integral value past 2^53, where a float is not exact, is tried as an
+ * int too (Decimal(2**53 + 1) == 2**53 + 1); past the float range
+ * (Decimal('1e400')) it is not tried: building that int has no bound.
+ */
+static int number_alike(PyObject *o, PyObject **out)
+{
+	*out = NULL;
+	PyNumberMethods *nb = Py_TYPE(o)->tp_as_number;
 	PyObject *v = NULL;
 	if (PyComplex_Check(o)) {
 		Py_complex c = PyComplex_AsCComplex(o);
-		if (c.imag == 0.0 && !PyErr_Occurred())
-			v = PyFloat_FromDouble(c.real);
+		if (PyErr_Occurred())
+			return conversion_refused() ? 0 : -1;
+		if (c.imag != 0.0)
+			return 0;
+		v = PyFloat_FromDouble(c.real);
 	} else if (PyIndex_Check(o)) {
 		v = PyNumber_Index(o);
-	} else if (Py_TYPE(o)->tp_as_number != NULL && Py_TYPE(o)->tp_as_number->nb_float != NULL) {
+	} else if (nb != NULL && nb->nb_float != NULL) {
 		v = PyNumber_Float(o);
+	} else {
+		return 0;
 	}
-	if (v != NULL) {
-		Py_hash_t ho = PyObject_Hash(o), hv = PyObject_Hash(v);
-		int same = ho != -1 && hv != -1 && ho == hv ? PyObject_RichCompareBool(o, v, Py_EQ) : 0;
-		if (same != 1)
-			Py_CLEAR(v);
+	if (v == NULL)
+		return conversion_refused() ? 0 : -1;
+	int same = alike(o, v);
+	if (same == 1) {
+		*out = v;
+		return 0;
 	}
-	PyErr_Clear(); /* a conversion that failed only means: not alike */
-	return v;
+	double d = PyFloat_Check(v) ? PyFloat_AS_DOUBLE(v) : 0.0;
+	Py_DECREF(v);
+	if (same < 0)
+		return -1;
+	if (!(isfinite(d) && fabs(d) >= 9007199254740992.0 && nb != NULL && nb->nb_int != NULL))
+		return 0;
+	v = PyNumber_Long(o);
+	if (v == NULL)
+		return conversion_refused() ? 0 : -1;
+	same = alike(o, v);
+	if (same == 1)
+		*out = v;
+	else
+		Py_DECREF(v);
+	return same < 0 ? -1 : 0;
 }
 
 /* A tuple or frozenset (or a subclass that keeps their == and hash). */
@@ -340,7 +393,9 @@ static int encode_other(struct pykey *k, PyObject *o)
 		return put_container(k, o);
 	if (by_identity(o))
 		return put_identity(k, o);
-	PyObject *v = number_alike(o);
+	PyObject *v;
+	if (number_alike(o, &v) != 0)
+		return -1;
 	if (v != NULL) {
 		int rc = encode(k, v);
 		Py_DECREF(v);
