@@ -155,6 +155,12 @@ struct bench_source {
 	size_t start, mask;
 };
 
+/* The i-th key a source gives: from its stream, or base + i without one. */
+static inline uint64_t bench_source_key(const struct bench_source *src, uint64_t i)
+{
+	return src->base + (src->stream != NULL ? src->stream[(src->start + i) & src->mask] : i);
+}
+
 /* Latency samples of one thread, kept over the repetitions of one point. */
 struct bench_samples {
 	uint32_t *ns;

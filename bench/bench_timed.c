@@ -77,8 +77,7 @@ static inline __attribute__((always_inline)) void worker_loop_as(struct worker *
 			}
 		}
 		for (unsigned j = 0; j < block; j++, i++) {
-			uint64_t key = src.base +
-			               (src.stream != NULL ? src.stream[(src.start + i) & src.mask] : i);
+			uint64_t key = bench_source_key(&src, i);
 			struct bench_object *obj;
 			int rc;
 			if (samples != NULL && i % BENCH_SAMPLE_EVERY == 0) {
@@ -124,8 +123,7 @@ static void worker_loop_many(struct worker *w)
 	/* Relaxed: as in worker_loop_as. */
 	while (w->rc == 0 && !atomic_load_explicit(w->stop, memory_order_relaxed)) {
 		for (unsigned j = 0; j < n; j++)
-			keys[j] = src.base + (src.stream != NULL ? src.stream[(src.start + i + j) & src.mask]
-			                                         : i + j);
+			keys[j] = bench_source_key(&src, i + j);
 		w->rc = run->impl->get_many(run->table, keys, n, objs);
 		for (unsigned j = 0; j < n && w->rc == 0; j++) {
 			if (__builtin_expect(objs[j]->key != keys[j], 0)) {

@@ -473,31 +473,18 @@ static int point_run(struct point *p, int fd)
  */
 #define WARM_UP_RUNS 3
 
-static int warm_up(const struct bench_config *cfg, const struct bench_impl *impl,
-                   enum bench_workload w, const struct bench_stream *stream, void *table,
-                   const struct ledger *ledger, struct bench_source *sources,
-                   struct bench_samples *samples, uint64_t *ops, size_t *cursor)
+/* Runs p's table (a copy of p, on one thread) untimed, before its points. */
+static int warm_up(const struct point *p)
 {
-	struct point p = {
-		.cfg = cfg,
-		.impl = impl,
-		.w = w,
-		.threads = 1,
-		.stream = stream,
-		.table = table,
-		.ledger = ledger,
-		.sources = sources,
-		.samples = samples, /* emptied again by the first point */
-		.ops = ops,
-		.cursor = stream != NULL ? cursor : NULL,
-	};
-	point_sources(&p);
+	struct point one = *p;
+	one.threads = 1;
+	point_sources(&one);
 	for (int r = 0; r < WARM_UP_RUNS; r++) {
 		struct rep ignored;
-		if (point_rep(&p, &ignored) != 0)
+		if (point_rep(&one, &ignored) != 0)
 			return -1;
 	}
-	return 0;
+	return 0; /* the samples it took are emptied by the first point */
 }
 
 static int timed_workload(const struct bench_config *cfg, const struct bench_impl *impl,
@@ -523,22 +510,22 @@ static int timed_workload(const struct bench_config *cfg, const struct bench_imp
 		fprintf(stderr, "mementos-bench: out of memory for %u threads\n", most);
 
 	size_t cursor = 0;
+	struct point p = {
+		.cfg = cfg,
+		.impl = impl,
+		.w = w,
+		.stream = stream,
+		.table = table,
+		.ledger = ledger,
+		.sources = sources,
+		.samples = samples,
+		.ops = ops,
+		.cursor = stream != NULL ? &cursor : NULL,
+	};
 	if (table != NULL && rc == 0)
-		rc = warm_up(cfg, impl, w, stream, table, ledger, sources, samples, ops, &cursor);
+		rc = warm_up(&p);
 	for (unsigned i = 0; i < cfg->nthreads && rc == 0; i++) {
-		struct point p = {
-			.cfg = cfg,
-			.impl = impl,
-			.w = w,
-			.threads = cfg->threads[i],
-			.stream = stream,
-			.table = table,
-			.ledger = ledger,
-			.sources = sources,
-			.samples = samples,
-			.ops = ops,
-			.cursor = stream != NULL ? &cursor : NULL,
-		};
+		p.threads = cfg->threads[i];
 		rc = point_run(&p, fd);
 	}
 

@@ -203,9 +203,11 @@ struct record {
 
 static unsigned long long classes_made; /* names mementos classes; with the GIL */
 
+#define RECORD_CAPSULE "mementos.record" /* the capsule's name, checked on each read */
+
 static void record_free(PyObject *capsule)
 {
-	struct record *r = PyCapsule_GetPointer(capsule, "mementos.record");
+	struct record *r = PyCapsule_GetPointer(capsule, RECORD_CAPSULE);
 	if (r == NULL)
 		return;
 	/* The mementos class stays with the cache (a cache never frees a
@@ -227,7 +229,7 @@ static struct record *record_of(PyObject *cls, bool make, PyObject **hold)
 	PyObject *dict = ((PyTypeObject *)cls)->tp_dict;
 	PyObject *capsule = PyDict_GetItemWithError(dict, class_attr);
 	if (capsule != NULL) {
-		struct record *r = PyCapsule_GetPointer(capsule, "mementos.record");
+		struct record *r = PyCapsule_GetPointer(capsule, RECORD_CAPSULE);
 		if (r == NULL)
 			return NULL;
 		if (r->owner == cls) {
@@ -267,7 +269,7 @@ static struct record *record_of(PyObject *cls, bool make, PyObject **hold)
 		return NULL;
 	}
 	r->owner = cls;
-	capsule = PyCapsule_New(r, "mementos.record", record_free);
+	capsule = PyCapsule_New(r, RECORD_CAPSULE, record_free);
 	if (capsule == NULL) {
 		PyMem_Free(r);
 		return NULL;

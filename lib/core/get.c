@@ -529,6 +529,35 @@ static bool deadline_valid(const struct timespec *deadline)
 	return deadline == NULL || (deadline->tv_nsec >= 0 && deadline->tv_nsec < 1000000000L);
 }
 
+/* What a lookup makes of the entry it found in the table. */
+enum found {
+	FOUND_HIT,        /* ready, linked, fresh: the entry holds the object */
+	FOUND_REMEMBERED, /* a failure its class remembers: *rc is its error */
+	FOUND_SETTLE,     /* anything else: the shard lock settles it */
+};
+
+/*
+ * Judges e, found in the table for lk's key, inside the section that
+ * found it; its state is acquired (pairs with the release that published
+ * its object or error).  An entry a forget detached after the probe found
+ * it (its creation then published) goes to the lock, as the front check
+ * sends it.  A remembered failure costs no create and no lock.
+ */
+static inline __attribute__((always_inline)) enum found judge_found(struct lookup *lk,
+                                                                    struct memento__entry *e,
+                                                                    int *rc)
+{
+	uint32_t s = state_of(e);
+	uint32_t phase = s & (MEMENTO__PHASE | MEMENTO__UNLINKED);
+	if (MEMENTO__LIKELY(phase == MEMENTO__READY) && MEMENTO__LIKELY(hit_fresh(lk, e)))
+		return FOUND_HIT;
+	if (phase == MEMENTO__FAILED && memento__now_once(&lk->now) < e->u.creation->retry_at) {
+		*rc = e->u.creation->error;
+		return FOUND_REMEMBERED;
+	}
+	return FOUND_SETTLE;
+}
+
 static int settle(struct lookup *lk, const void *args, const struct timespec *deadline,
                   bool hold, struct memento__entry **out);
 
@@ -564,11 +593,8 @@ static inline __attribute__((always_inline)) int get(memento_class *cls, const v
 		bool began = section_begin(&lk);
 		e = memento__table_get(lookup_shard(&lk), lk.hash, lk.probe);
 		if (MEMENTO__LIKELY(e != NULL)) {
-			uint32_t s = state_of(e);
-			/* READY and linked: an entry a forget detached goes to the
-			 * lock, like one the front cache refuses. */
-			if (MEMENTO__LIKELY((s & (MEMENTO__PHASE | MEMENTO__UNLINKED)) == MEMENTO__READY) &&
-			    MEMENTO__LIKELY(hit_fresh(&lk, e))) {
+			enum found found = judge_found(&lk, e, &rc);
+			if (MEMENTO__LIKELY(found == FOUND_HIT)) {
 				if (hold)
 					hold_for_ref(e);
 				section_end(&lk, began);
@@ -578,10 +604,7 @@ static inline __attribute__((always_inline)) int get(memento_class *cls, const v
 				*out = e;
 				return 0;
 			}
-			if ((s & (MEMENTO__PHASE | MEMENTO__UNLINKED)) == MEMENTO__FAILED &&
-			    memento__now_once(&lk.now) < e->u.creation->retry_at) {
-				/* A failure its class remembers: no create, no lock. */
-				rc = e->u.creation->error;
+			if (found == FOUND_REMEMBERED) {
 				section_end(&lk, began);
 				lookup_end(&lk);
 				memento__count(lk.counters, MEMENTO__MISSES);
@@ -869,34 +892,23 @@ static void many_find(struct many_chunk *c)
 			 * (see table insert), as for hs_compare. */
 			MEMENTO__TSAN_ACQUIRE(e);
 			uint32_t identity = atomic_load_explicit(&lk->probe->state, memory_order_relaxed);
-			uint32_t s = state_of(e);
+			uint32_t s = atomic_load_explicit(&e->state, memory_order_relaxed);
 			if (((s ^ identity) & ~(uint32_t)MEMENTO__STATE_BITS) != 0 ||
 			    !memento__entry_key_equal(e, lk->probe, memento__len_of(identity))) {
 				/* Another key under the same tag: probe exactly. */
 				e = memento__table_get(lookup_shard(lk), lk->hash, lk->probe);
-				s = e != NULL ? state_of(e) : 0;
-			}
-			/* READY and still linked: one that a forget detached
-			 * while this chunk probed goes to the lock. */
-			if (e != NULL && (s & (MEMENTO__PHASE | MEMENTO__UNLINKED)) == MEMENTO__READY &&
-			    hit_fresh(lk, e)) {
-				c->e[i] = e;
-				c->step[i] = MANY_HIT;
-				/* The caller is about to read it. */
-				__builtin_prefetch(e->u.obj);
-				front_keep(lk, e);
-				continue;
-			}
-			if (e != NULL &&
-			    (s & (MEMENTO__PHASE | MEMENTO__UNLINKED)) == MEMENTO__FAILED &&
-			    memento__now_once(&lk->now) < e->u.creation->retry_at) {
-				/* A failure its class remembers, as get() answers it. */
-				c->rc[i] = e->u.creation->error;
-				c->step[i] = MANY_FAILED;
-				continue;
 			}
 		}
-		c->step[i] = MANY_SETTLE;
+		enum found found = e != NULL ? judge_found(lk, e, &c->rc[i]) : FOUND_SETTLE;
+		if (found == FOUND_HIT) {
+			c->e[i] = e;
+			c->step[i] = MANY_HIT;
+			/* The caller is about to read it. */
+			__builtin_prefetch(e->u.obj);
+			front_keep(lk, e);
+		} else {
+			c->step[i] = found == FOUND_REMEMBERED ? MANY_FAILED : MANY_SETTLE;
+		}
 	}
 	if (opener != NULL)
 		section_end(opener, began);
