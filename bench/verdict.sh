@@ -10,6 +10,8 @@
 #   uniform, 2 threads   mementos' throughput at least 0.95x the floor's,
 #                        and at least tbb's and rwlock's
 #   bytes per entry      at most urcu's and tbb's (uniform)
+#   16 threads           mementos' throughput at least 14x its one-thread
+#                        throughput on hot, 12x on uniform
 # Then, with no target, what memento_get_many does over the same keys
 # (mementos-many) against the floor's single gets: uniform at 1 and 2 threads.
 # The floor is the bare ck_hs_get on a prefilled table (impl_floor.c).
@@ -71,6 +73,11 @@ function at_least(other, factor, what) {
 	r = M("mementos", "uniform", 2) / M(other, "uniform", 2)
 	line(what, sprintf("%.2f vs %.2f Mops/s: %.2fx", M("mementos", "uniform", 2), M(other, "uniform", 2), r), r >= factor)
 }
+function scaling(w, factor, what,    r) {
+	if (!has("mementos", w, 1) || !has("mementos", w, 16)) { notrun(what); return }
+	r = M("mementos", w, 16) / M("mementos", w, 1)
+	line(what, sprintf("%.2f vs %.2f Mops/s: %.1fx", M("mementos", w, 16), M("mementos", w, 1), r), r >= factor)
+}
 function bytes(other, what,    a, b) {
 	a = "mementos" SUBSEP "uniform" SUBSEP 1; b = other SUBSEP "uniform" SUBSEP 1
 	if (!(a in bpe) || !(b in bpe)) { notrun(what); return }
@@ -85,6 +92,8 @@ END {
 	at_least("rwlock", 1.0, "uniform, 2 threads: >= rwlock")
 	bytes("urcu", "bytes per entry <= urcu (uniform)")
 	bytes("tbb", "bytes per entry <= tbb (uniform)")
+	scaling("hot", 14, "hot, 16 threads: >= 14x one thread")
+	scaling("uniform", 12, "uniform, 16 threads: >= 12x one thread")
 	batch(1, "get_many, uniform, 1 thread: ns per key")
 	batch(2, "get_many, uniform, 2 threads: ns per key")
 }' "$1"

@@ -22,6 +22,9 @@ tbb,uniform,2,2,1,1,9,210,,,,90,1,,0
 urcu,uniform,1,2,1,1,3,300,,,,80,1,,0
 tbb,uniform,1,2,1,1,3,300,,,,95,1,,0
 mementos-many,uniform,1,2,1,1,10,100,,,,90,1,,0
+mementos,hot,16,16,1,1,1300,10.0,,,,90,1,,0
+mementos,hot,16,16,1,1,1500,10.0,,,,90,1,,0
+mementos,hot,16,16,1,1,1450,10.0,,,,90,1,,0
 CSV
 out=$("$verdict" "$csv")
 printf '%s\n' "$out"
@@ -38,6 +41,8 @@ expect '>= tbb' 'met'
 expect '>= rwlock' 'not run'
 expect 'bytes per entry <= urcu' 'MISSED' # 90 against 80
 expect 'bytes per entry <= tbb' 'met'
+expect 'hot, 16 threads' 'met'            # median 1450 against 100: 14.5x
+expect 'uniform, 16 threads' 'not run'
 expect 'get_many, uniform, 1 thread' '2.00x as fast *(no target)'
 expect 'get_many, uniform, 2 threads' 'not run'
 echo "bench_verdict: ok"
