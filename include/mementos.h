@@ -229,6 +229,20 @@ typedef int (*memento_encode_fn)(const void *obj, memento_buf *out, void *ctx);
 typedef int (*memento_decode_fn)(void **obj, const void *data, size_t len, void *ctx);
 
 /*
+ * Asked by a get that waits for another thread's creation of args (the
+ * args that get was given), every interrupt_every_ns of the wait, whether
+ * to stop waiting: 0 goes on; a negative errno ends that get with it, and
+ * any other value with -EINTR.  The creation goes on and later gets get
+ * its object; nothing is counted beyond the get's miss and wait.  For a
+ * waiter that must answer a signal or a shutdown (Python's Ctrl-C).  Not
+ * asked by a creator, nor during a class's store waits for another
+ * process (those are bounded by the store's timeouts), nor on hits.
+ * Threads: the waiting thread, outside every lock of the cache; it may call
+ * into mementos (a get of another key, a forget), like create.
+ */
+typedef int (*memento_interrupt_fn)(const void *args, void *ctx);
+
+/*
  * Class options.  Start from MEMENTO_CLASS_OPTIONS_INIT so that `size` is
  * set.  Bounds, expiry and refresh need MEMENTO_LIFETIME_GUARDED (a CACHE
  * class could free nothing by removing); failure_ttl_ns works with both.
@@ -279,6 +293,11 @@ typedef struct memento_class_options {
 	memento_encode_fn encode;   /* required with a store */
 	memento_decode_fn decode;   /* required with a store */
 	unsigned int flags;         /* MEMENTO_CLASS_* */
+
+	/* Waits that can be cut short (see memento_interrupt_fn). */
+	memento_interrupt_fn interrupt; /* NULL: a wait ends with the creation */
+	uint64_t interrupt_every_ns;    /* how often a wait asks; 0: every 100 ms;
+	                                   needs interrupt */
 } memento_class_options;
 
 /*
@@ -297,7 +316,7 @@ typedef struct memento_class_options {
 
 #define MEMENTO_CLASS_OPTIONS_INIT \
 	{ sizeof(memento_class_options), MEMENTO_LIFETIME_CACHE, 0, 0, 0, 0, 0, 0, \
-	  0, 0, 0, 0, 0, 0 }
+	  0, 0, 0, 0, 0, 0, 0, 0 }
 
 /* Per-class counters, summed over threads; see memento_class_stats(). */
 typedef struct memento_stats {

@@ -729,6 +729,8 @@ struct memento_class {
 	uint32_t life;     /* MEMENTO__LIFE_* */
 	memento_weigh_fn weigh;
 	uint64_t expire_after, refresh_after, failure_ttl; /* ns; 0: never */
+	memento_interrupt_fn interrupt; /* asked during waits; NULL: never */
+	uint64_t interrupt_every;       /* ns between its calls */
 	struct memento__class_shard *shards; /* one per cache shard, or NULL */
 	struct memento__persist *persist;    /* store/persist.c, or NULL */
 };

@@ -230,6 +230,34 @@ static inline bool await_waits(memento_class *cls, uint64_t target, int limit_ms
 	return true;
 }
 
+/* A thread that gets key of a class (struct args { key, 1 }), started by
+ * start_creation; for a class whose create is slow, so that others wait. */
+struct slow_creator {
+	memento_class *cls;
+	uint64_t key;
+	int rc;
+	void *obj;
+	pthread_t thread;
+};
+
+static inline void *slow_creator_run(void *p)
+{
+	struct slow_creator *s = p;
+	s->rc = memento_get(s->cls, &(struct args){ s->key, 1 }, &s->obj);
+	return NULL;
+}
+
+/* Starts a thread on the creation of key in class cls and returns once that
+ * creation is under way; join s->thread to collect its result. */
+static inline void start_creation(struct slow_creator *s, memento_class *cls, const struct counting *counts,
+                           uint64_t key)
+{
+	*s = (struct slow_creator){ .cls = cls, .key = key };
+	int before = atomic_load(&counts->creations);
+	cr_assert_eq(pthread_create(&s->thread, NULL, slow_creator_run, s), 0);
+	cr_assert(await_at_least(&counts->creations, before + 1, 10000));
+}
+
 /* Starts n threads running fn(i, data) and joins them. */
 struct crowd_arg {
 	int index;

@@ -9,32 +9,6 @@
 
 TestSuite(deadline, .timeout = 60);
 
-struct slow_creator {
-	memento_class *cls;
-	uint64_t key;
-	int rc;
-	void *obj;
-	pthread_t thread;
-};
-
-static void *slow_creator_run(void *p)
-{
-	struct slow_creator *s = p;
-	s->rc = memento_get(s->cls, &(struct args){ s->key, 1 }, &s->obj);
-	return NULL;
-}
-
-/* Starts a thread on the creation of key in class cls and returns once that
- * creation is under way; join s->thread to collect its result. */
-static void start_creation(struct slow_creator *s, memento_class *cls, const struct counting *counts,
-                           uint64_t key)
-{
-	*s = (struct slow_creator){ .cls = cls, .key = key };
-	int before = atomic_load(&counts->creations);
-	cr_assert_eq(pthread_create(&s->thread, NULL, slow_creator_run, s), 0);
-	cr_assert(await_at_least(&counts->creations, before + 1, 10000));
-}
-
 Test(deadline, wait_times_out_near_the_deadline_and_the_creation_goes_on)
 {
 	enum { CREATE_MS = 600, DEADLINE_MS = 50 };

@@ -433,24 +433,70 @@ static int create_and_settle(memento_class *cls, struct memento__counters *count
 	return rc;
 }
 
+/*
+ * memento__creation_wait, in slices of the class's interrupt_every when it
+ * has an interrupt callback, which is asked after each slice.  The wait is
+ * registered for deadlock detection (self->waiting_on) except while the
+ * callback runs, since the callback may itself wait; registering it again
+ * may find a cycle that formed meanwhile.  *interrupted: the callback or
+ * that cycle ended the wait, which is then neither a timeout nor an
+ * outcome.
+ */
+static int wait_interruptible(memento_class *cls, const void *args,
+                              struct memento__thread *self, struct memento__counters *counters,
+                              struct memento__creation *c, const struct timespec *deadline,
+                              bool *timed_out, bool *interrupted)
+{
+	*interrupted = false;
+	if (cls->interrupt == NULL)
+		return memento__creation_wait(c, deadline, timed_out);
+	/* A negative tv_sec passed long ago (memento_get_until times out). */
+	uint64_t deadline_at = deadline == NULL   ? UINT64_MAX
+	                       : deadline->tv_sec < 0 ? 0
+	                                              : (uint64_t)deadline->tv_sec * 1000000000u +
+	                                                        (uint64_t)deadline->tv_nsec;
+	for (;;) {
+		uint64_t slice_at = memento__clock_ns(CLOCK_MONOTONIC) + cls->interrupt_every;
+		bool by_slice = slice_at < deadline_at;
+		struct timespec slice = { .tv_sec = (time_t)(slice_at / 1000000000u),
+		                          .tv_nsec = (long)(slice_at % 1000000000u) };
+		int rc = memento__creation_wait(c, by_slice ? &slice : deadline, timed_out);
+		if (!*timed_out || !by_slice)
+			return rc;
+		*timed_out = false;
+		memento__wait_end(self);
+		int stop = cls->interrupt(args, cls->ctx);
+		if (stop != 0) {
+			*interrupted = true;
+			return stop < 0 ? stop : -EINTR;
+		}
+		if (memento__wait_begin(self, c) == -EDEADLK) {
+			*interrupted = true;
+			memento__count(counters, MEMENTO__DEADLOCKS);
+			return -EDEADLK;
+		}
+	}
+}
+
 /* Holding a reference on another thread's creation: wait and share its
  * outcome.  The record keeps the entry while it is read (and held, for a
  * memento_ref).  *retry: the caller claims the key again, because the
  * creation ended without an outcome (its creator's own deadline passed)
  * or, fp set (a revalidating get), made its object for other inputs. */
-static int wait_and_share(struct memento__thread *self, struct memento__counters *counters,
-                          struct memento__creation *c, const struct timespec *deadline,
-                          const struct memento__digest *fp, bool hold,
-                          struct memento__entry **out, bool *retry)
+static int wait_and_share(memento_class *cls, const void *args, struct memento__thread *self,
+                          struct memento__counters *counters, struct memento__creation *c,
+                          const struct timespec *deadline, const struct memento__digest *fp,
+                          bool hold, struct memento__entry **out, bool *retry)
 {
 	*retry = false;
 	int rc = memento__wait_begin(self, c);
 	if (rc == -EDEADLK) {
 		memento__count(counters, MEMENTO__DEADLOCKS);
 	} else {
-		bool timed_out;
+		bool timed_out, interrupted;
 		memento__count(counters, MEMENTO__WAITS);
-		rc = memento__creation_wait(c, deadline, &timed_out);
+		rc = wait_interruptible(cls, args, self, counters, c, deadline, &timed_out,
+		                        &interrupted);
 		memento__wait_end(self);
 		if (rc == 0 && fp != NULL &&
 		    memcmp(memento__fp_of(c->entry), fp, sizeof *fp) != 0) {
@@ -463,6 +509,8 @@ static int wait_and_share(struct memento__thread *self, struct memento__counters
 				hold_for_ref(c->entry);
 		} else if (timed_out) {
 			memento__count(counters, MEMENTO__TIMEOUTS);
+		} else if (interrupted) {
+			/* The creation goes on; nothing of it is read. */
 		} else {
 			/* Acquire in the wait saw FAILED: no_outcome is the
 			 * creator's, written before. */
@@ -656,7 +704,8 @@ static __attribute__((noinline)) int settle(struct lookup *lk, const void *args,
 			                         deadline, hold, out);
 		case CLAIM_WAIT: {
 			bool retry;
-			rc = wait_and_share(lk->tc->thread, lk->counters, got.creation, deadline,
+			rc = wait_and_share(cls, args, lk->tc->thread, lk->counters, got.creation,
+			                    deadline,
 			                    (cls->life & MEMENTO__LIFE_REVALIDATE) ? &lk->fp : NULL,
 			                    hold, out, &retry);
 			if (retry)

@@ -10,6 +10,9 @@
 #include <errno.h>
 #include <string.h>
 
+/* How often a wait asks its class's interrupt callback, unless told. */
+#define INTERRUPT_EVERY_DEFAULT_NS 100000000u
+
 /* Durations past this (146 years) mean "never" and keep sums in range. */
 #define DURATION_MAX ((uint64_t)1 << 62)
 
@@ -48,6 +51,9 @@ static int options_check(const memento_class_options *o)
 	if (o->lifetime == MEMENTO_LIFETIME_CACHE &&
 	    (o->max_entries != 0 || o->max_weight != 0 || o->expire_after_ns != 0 ||
 	     o->refresh_after_ns != 0))
+		return -EINVAL;
+	/* An interval with nothing to call is a mistake, not a default. */
+	if (o->interrupt_every_ns != 0 && o->interrupt == NULL)
 		return -EINVAL;
 	/* A refresh due after expiry would never run. */
 	if (o->refresh_after_ns != 0 && o->expire_after_ns != 0 &&
@@ -108,6 +114,9 @@ int memento__class_options_apply(memento_class *cls, const memento_class_options
 	cls->expire_after = duration(o.expire_after_ns);
 	cls->refresh_after = duration(o.refresh_after_ns);
 	cls->failure_ttl = duration(o.failure_ttl_ns);
+	cls->interrupt = o.interrupt;
+	cls->interrupt_every = o.interrupt_every_ns != 0 ? duration(o.interrupt_every_ns)
+	                                                 : INTERRUPT_EVERY_DEFAULT_NS;
 	rc = memento__persist_apply(cls, &o);
 	if (rc != 0)
 		return rc;

@@ -1,0 +1,244 @@
+/*
+ * memento_class_options.interrupt: a get waiting for another thread's
+ * creation asks its class's callback every interrupt_every_ns whether to
+ * stop; an error ends that get while the creation goes on, 0 waits on, and
+ * a callback that waits itself keeps deadlocks detected.
+ *
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+#include "support.h"
+
+TestSuite(interrupt, .timeout = 60);
+
+#define MS 1000000ull
+
+/* What the callback does, reached through the counting class's hook_data. */
+struct asking {
+	atomic_int calls;
+	int stop_at;   /* the call (from 1) that returns stop_with; 0: none */
+	int stop_with;
+	/* The cycle test's thread A: tells that it is in its callback, then
+	 * waits there for the class's waits to reach await_waits. */
+	memento_class *cls;
+	atomic_bool in_callback;
+	uint64_t await_waits;
+};
+
+static _Thread_local bool is_thread_a;
+
+static int ask(const void *args, void *ctx)
+{
+	(void)args;
+	struct counting *c = ctx;
+	struct asking *a = c->hook_data;
+	int n = atomic_fetch_add(&a->calls, 1) + 1;
+	if (is_thread_a && !atomic_load(&a->in_callback)) {
+		atomic_store(&a->in_callback, true);
+		cr_assert(await_waits(a->cls, a->await_waits, 5000), "thread B never waited");
+	}
+	return n == a->stop_at ? a->stop_with : 0;
+}
+
+static memento_class *asking_class(memento_cache *cache, struct counting *c, struct asking *a,
+                                   uint64_t every_ns)
+{
+	c->hook_data = a;
+	memento_class_options o = MEMENTO_CLASS_OPTIONS_INIT;
+	o.interrupt = ask;
+	o.interrupt_every_ns = every_ns;
+	return a->cls = counting_class_with(cache, "asking", c, &o);
+}
+
+/* The key is still being created: the get returned before the creation
+ * ended, whatever the clock says. */
+static void assert_in_flight(memento_class *cls, uint64_t key)
+{
+	void *obj;
+	cr_assert_eq(memento_peek(cls, &(struct args){ key, 0 }, &obj), -EINPROGRESS);
+}
+
+Test(interrupt, an_error_ends_the_wait_and_the_creation_goes_on)
+{
+	memento_cache *cache = new_cache();
+	struct counting counts = { .sleep_ms = 800 };
+	struct asking a = { .stop_at = 3, .stop_with = -ECANCELED };
+	memento_class *cls = asking_class(cache, &counts, &a, 20 * MS);
+	struct slow_creator s;
+	start_creation(&s, cls, &counts, 1);
+
+	void *obj = &obj;
+	cr_assert_eq(memento_get(cls, &(struct args){ 1, 2 }, &obj), -ECANCELED);
+	cr_assert_eq(obj, (void *)&obj, "out pointer written");
+	cr_assert_eq(atomic_load(&a.calls), 3, "asked %d times", atomic_load(&a.calls));
+	assert_in_flight(cls, 1);
+
+	pthread_join(s.thread, NULL);
+	cr_assert_eq(s.rc, 0);
+	cr_assert_eq(memento_get(cls, &(struct args){ 1, 3 }, &obj), 0);
+	cr_assert_eq(obj, s.obj);
+	cr_assert_eq(atomic_load(&counts.creations), 1);
+	memento_stats st = stats_of(cls);
+	cr_assert_eq(st.waits, 1);
+	cr_assert_eq(st.timeouts, 0, "an interrupt is not a timeout");
+	cr_assert_eq(st.failures, 0);
+	cr_assert_eq(atomic_load(&a.calls), 3, "the creator or a hit asked");
+	memento_cache_free(cache);
+}
+
+Test(interrupt, a_positive_answer_is_eintr)
+{
+	memento_cache *cache = new_cache();
+	struct counting counts = { .sleep_ms = 500 };
+	struct asking a = { .stop_at = 1, .stop_with = 7 };
+	memento_class *cls = asking_class(cache, &counts, &a, 10 * MS);
+	struct slow_creator s;
+	start_creation(&s, cls, &counts, 1);
+	void *obj;
+	cr_assert_eq(memento_get(cls, &(struct args){ 1, 2 }, &obj), -EINTR);
+	assert_in_flight(cls, 1);
+	pthread_join(s.thread, NULL);
+	memento_cache_free(cache);
+}
+
+/* Zero waits on, through every slice, for the object or the failure. */
+Test(interrupt, zero_waits_for_the_outcome_success_or_failure)
+{
+	for (int failing = 0; failing < 2; failing++) {
+		memento_cache *cache = new_cache();
+		struct counting counts = { .sleep_ms = 200, .fail_with = failing ? -EIO : 0 };
+		struct asking a = { 0 };
+		memento_class *cls = asking_class(cache, &counts, &a, 5 * MS);
+		struct slow_creator s;
+		start_creation(&s, cls, &counts, 1);
+		void *obj = NULL;
+		int rc = memento_get(cls, &(struct args){ 1, 2 }, &obj);
+		pthread_join(s.thread, NULL);
+		cr_assert_eq(rc, failing ? -EIO : 0, "failing %d: %s", failing, memento_strerror(rc));
+		cr_assert_eq(s.rc, rc);
+		cr_assert_eq(obj, s.obj);
+		cr_assert_gt(atomic_load(&a.calls), 0, "failing %d: never asked", failing);
+		cr_assert_eq(atomic_load(&counts.creations), 1, "failing %d: the waiter created", failing);
+		cr_assert_eq(stats_of(cls).waits, 1);
+		memento_cache_free(cache);
+	}
+}
+
+/* memento_get_until's deadline still ends the wait, counted as a timeout. */
+Test(interrupt, the_deadline_still_bounds_the_wait)
+{
+	memento_cache *cache = new_cache();
+	struct counting counts = { .sleep_ms = 800 };
+	struct asking a = { 0 };
+	memento_class *cls = asking_class(cache, &counts, &a, 30 * MS);
+	struct slow_creator s;
+	start_creation(&s, cls, &counts, 1);
+	struct timespec deadline = after_ms(now_monotonic(), 100);
+	void *obj;
+	cr_assert_eq(memento_get_until(cls, &(struct args){ 1, 2 }, &obj, &deadline), -ETIMEDOUT);
+	cr_assert_geq(ms_between(deadline, now_monotonic()), 0.0, "returned before the deadline");
+	assert_in_flight(cls, 1);
+	cr_assert_eq(stats_of(cls).timeouts, 1);
+	pthread_join(s.thread, NULL);
+	memento_cache_free(cache);
+}
+
+/* memento_get_many's waits ask too; so do memento_get_ref's. */
+Test(interrupt, get_many_and_get_ref_ask_too)
+{
+	memento_cache *cache = new_cache();
+	struct counting counts = { .sleep_ms = 600 };
+	struct asking a = { .stop_at = 1, .stop_with = -ECANCELED };
+	memento_class *cls = asking_class(cache, &counts, &a, 10 * MS);
+	struct slow_creator s;
+	start_creation(&s, cls, &counts, 1);
+
+	struct args one = { 1, 2 };
+	const void *args[] = { &one };
+	void *objs[1];
+	int rcs[1];
+	cr_assert_eq(memento_get_many(cls, args, 1, objs, rcs), -ECANCELED);
+	cr_assert_eq(rcs[0], -ECANCELED);
+	cr_assert_null(objs[0]);
+
+	a.stop_at = 2;
+	memento_ref *ref = NULL;
+	cr_assert_eq(memento_get_ref(cls, &one, &ref), -ECANCELED);
+	cr_assert_null(ref);
+	assert_in_flight(cls, 1);
+	pthread_join(s.thread, NULL);
+	memento_cache_free(cache);
+}
+
+/*
+ * The callback runs with its thread's wait unregistered (it may wait
+ * itself), so a cycle can close while it runs: thread A waits for key 2
+ * (B's creation) inside its creation of key 1; in A's callback, B, inside
+ * its creation of key 2, starts waiting for key 1.  Registering A's wait
+ * again finds the cycle: A's get of key 2 fails with -EDEADLK instead of
+ * both threads waiting forever.
+ */
+static struct {
+	memento_class *cls;
+	atomic_int inner_rc_a, inner_rc_b;
+	struct asking *asking;
+} cycle;
+
+static void cycle_hook(struct counting *c, const struct args *in)
+{
+	(void)c;
+	void *obj;
+	if (in->key == 1) {
+		is_thread_a = true;
+		atomic_store(&cycle.inner_rc_a, memento_get(cycle.cls, &(struct args){ 2, 0 }, &obj));
+	} else if (in->key == 2) {
+		for (int i = 0; i < 5000 && !atomic_load(&cycle.asking->in_callback); i++)
+			sleep_ms(1);
+		cr_assert(atomic_load(&cycle.asking->in_callback), "thread A never asked");
+		atomic_store(&cycle.inner_rc_b, memento_get(cycle.cls, &(struct args){ 1, 0 }, &obj));
+	}
+}
+
+Test(interrupt, a_cycle_that_closes_during_the_callback_is_found)
+{
+	memento_cache *cache = new_cache();
+	struct counting counts = { .hook = cycle_hook };
+	struct asking a = { .await_waits = 2 };
+	cycle.asking = &a;
+	cycle.cls = asking_class(cache, &counts, &a, 10 * MS);
+	atomic_store(&cycle.inner_rc_a, 1);
+	atomic_store(&cycle.inner_rc_b, 1);
+
+	struct slow_creator b;
+	start_creation(&b, cycle.cls, &counts, 2); /* B: key 2, waits in its hook */
+	void *obj;
+	int rc_a = memento_get(cycle.cls, &(struct args){ 1, 0 }, &obj); /* A: this thread */
+	is_thread_a = false;
+	pthread_join(b.thread, NULL);
+
+	cr_assert_eq(atomic_load(&cycle.inner_rc_a), -EDEADLK, "A's wait for key 2: %d",
+	             atomic_load(&cycle.inner_rc_a));
+	cr_assert_eq(atomic_load(&cycle.inner_rc_b), 0, "B's wait for key 1");
+	cr_assert_eq(rc_a, 0);
+	cr_assert_eq(b.rc, 0);
+	memento_stats st = stats_of(cycle.cls);
+	cr_assert_eq(st.deadlocks, 1);
+	cr_assert_eq(st.waits, 2);
+	memento_cache_free(cache);
+}
+
+Test(interrupt, an_interval_without_a_callback_is_refused)
+{
+	memento_cache *cache = new_cache();
+	struct counting counts = { 0 };
+	memento_class_desc desc = { .name = "c", .key = counting_key, .create = counting_create,
+		                    .destroy = counting_destroy, .ctx = &counts };
+	memento_class_options o = MEMENTO_CLASS_OPTIONS_INIT;
+	o.interrupt_every_ns = MS;
+	memento_class *cls = NULL;
+	cr_assert_eq(memento_class_new_with(cache, &desc, &o, &cls), -EINVAL);
+	cr_assert_null(cls);
+	o.interrupt = ask;
+	o.interrupt_every_ns = 0; /* the default interval */
+	cr_assert_eq(memento_class_new_with(cache, &desc, &o, &cls), 0);
+	memento_cache_free(cache);
+}
