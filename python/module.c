@@ -18,7 +18,9 @@
  *          so that no guard is held while __init__ runs); its create
  *          callback takes the GIL back and runs type.__call__(cls, *args,
  *          **kwargs); the cache holds (instance, key), the key keeping
- *          alive the objects that the encoding names by address.
+ *          alive the objects that the encoding names by address; a
+ *          waiter in the main thread runs Python's signal handlers every
+ *          50 ms (the class's interrupt callback), so Ctrl-C ends its wait.
  * A failed __init__ leaves its exception in a ring of recent failures and
  * returns a token as its error, which mementos hands to the creator and to
  * every waiter on that attempt: each raises the same exception object.
@@ -62,7 +64,9 @@ static unsigned long failure_seq;
 /* The current exception, kept for the waiters; *own gets a reference for
  * the creator, which raises its own exception whatever the ring holds by
  * then.  Returns the token. */
-static int failure_keep(PyObject **own)
+/* The current exception, taken: its value, with its traceback attached
+ * (NULL when none is set). */
+static PyObject *exception_take(void)
 {
 	PyObject *type, *value, *tb;
 	PyErr_Fetch(&type, &value, &tb);
@@ -71,6 +75,12 @@ static int failure_keep(PyObject **own)
 		PyException_SetTraceback(value, tb);
 	Py_XDECREF(type);
 	Py_XDECREF(tb);
+	return value;
+}
+
+static int failure_keep(PyObject **own)
+{
+	PyObject *value = exception_take();
 	if (value == NULL) /* create failed without an exception: not expected */
 		value = PyObject_CallFunction(PyExc_RuntimeError, "s",
 		                              "mementos: a construction failed without an exception");
@@ -122,7 +132,9 @@ struct construction {
 	PyObject *key;    /* a key function's result, or NULL for the default key */
 	const unsigned char *bytes;
 	size_t len;
-	PyObject *failure; /* the exception this thread's own create raised, or NULL */
+	PyObject *failure; /* the exception this thread's own create raised, or that
+	                      ended its wait (a signal handler's), or NULL */
+	bool main_thread;  /* Python runs signal handlers only there */
 };
 
 /* Runs without the GIL: the bytes were encoded before. */
@@ -156,6 +168,31 @@ static int construction_create(void **obj, const void *args, void *ctx)
 		*obj = held;
 	else
 		rc = failure_keep(&c->failure);
+	PyGILState_Release(gil);
+	return rc;
+}
+
+/* How often a waiting construction asks construction_interrupted: the
+ * main thread's delay in answering Ctrl-C while it waits. */
+#define INTERRUPT_EVERY_NS 50000000u
+
+/* Asked by a construction waiting for another thread's: the main thread
+ * runs Python's signal handlers, and one that raises (Ctrl-C's
+ * KeyboardInterrupt) ends the wait with its exception.  Other threads never
+ * run handlers: they wait on without taking the GIL. */
+static int construction_interrupted(const void *args, void *ctx)
+{
+	(void)ctx;
+	/* This thread's own construction, as in construction_create. */
+	struct construction *c = (struct construction *)args;
+	if (!c->main_thread)
+		return 0;
+	PyGILState_STATE gil = PyGILState_Ensure();
+	int rc = 0;
+	if (PyErr_CheckSignals() != 0) {
+		Py_XSETREF(c->failure, exception_take());
+		rc = -EINTR;
+	}
 	PyGILState_Release(gil);
 	return rc;
 }
@@ -251,6 +288,8 @@ static struct record *record_of(PyObject *cls, bool make, PyObject **hold)
 		                    construction_destroy, NULL };
 	memento_class_options options = MEMENTO_CLASS_OPTIONS_INIT;
 	options.lifetime = MEMENTO_LIFETIME_GUARDED;
+	options.interrupt = construction_interrupted;
+	options.interrupt_every_ns = INTERRUPT_EVERY_NS;
 	struct record *r = PyMem_Calloc(1, sizeof *r);
 	if (r == NULL) {
 		PyErr_NoMemory();
@@ -334,7 +373,7 @@ static enum interned intern_key(struct record *r, PyObject *key, struct pykey *b
 static int construction_begin(struct construction *c, struct pykey *bytes, struct record *r,
                               PyObject *cls, PyObject *args, PyObject *kwargs, bool add)
 {
-	*c = (struct construction){ cls, args, kwargs, NULL, NULL, 0, NULL };
+	*c = (struct construction){ cls, args, kwargs, NULL, NULL, 0, NULL, _PyOS_IsMainThread() };
 	pykey_init(bytes);
 	PyObject *keyfunc = _PyType_Lookup(Py_TYPE(cls), key_attr);
 	int rc;
@@ -416,7 +455,7 @@ static PyObject *memo_call(PyObject *cls, PyObject *args, PyObject *kwargs)
 	}
 	/* Raised before construction_end, whose releases may run user code. */
 	if (instance == NULL && c.failure != NULL)
-		raise_exception(c.failure); /* this thread's own create failed */
+		raise_exception(c.failure); /* its own create failed, or a signal handler raised */
 	else if (instance == NULL)
 		raise_rc(cls, rc);
 	construction_end(&c, &bytes);
