@@ -172,6 +172,18 @@ static int construction_create(void **obj, const void *args, void *ctx)
 	return rc;
 }
 
+/* Whether this thread runs Python's signal handlers (the main thread): a
+ * private function of 3.11 and 3.12; past those every waiting thread takes
+ * the GIL to ask, and PyErr_CheckSignals answers 0 but in the main thread. */
+static bool runs_signal_handlers(void)
+{
+#if PY_VERSION_HEX < 0x030D0000
+	return _PyOS_IsMainThread();
+#else
+	return true;
+#endif
+}
+
 /* How often a waiting construction asks construction_interrupted: the
  * main thread's delay in answering Ctrl-C while it waits. */
 #define INTERRUPT_EVERY_NS 50000000u
@@ -373,7 +385,7 @@ static enum interned intern_key(struct record *r, PyObject *key, struct pykey *b
 static int construction_begin(struct construction *c, struct pykey *bytes, struct record *r,
                               PyObject *cls, PyObject *args, PyObject *kwargs, bool add)
 {
-	*c = (struct construction){ cls, args, kwargs, NULL, NULL, 0, NULL, _PyOS_IsMainThread() };
+	*c = (struct construction){ cls, args, kwargs, NULL, NULL, 0, NULL, runs_signal_handlers() };
 	pykey_init(bytes);
 	PyObject *keyfunc = _PyType_Lookup(Py_TYPE(cls), key_attr);
 	int rc;
