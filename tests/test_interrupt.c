@@ -49,6 +49,36 @@ static memento_class *asking_class(memento_cache *cache, struct counting *c, str
 	return a->cls = counting_class_with(cache, "asking", c, &o);
 }
 
+/* A cache, an asking class in it, and (scene_run) a thread creating key 1
+ * for create_ms, so that other gets of key 1 wait. */
+struct scene {
+	memento_cache *cache;
+	struct counting counts;
+	struct asking asking;
+	memento_class *cls;
+	struct slow_creator creator;
+};
+
+static void scene_init(struct scene *sc, int create_ms, uint64_t every_ns, int stop_at,
+                       int stop_with)
+{
+	*sc = (struct scene){ .counts = { .sleep_ms = create_ms },
+		              .asking = { .stop_at = stop_at, .stop_with = stop_with } };
+	sc->cache = new_cache();
+	sc->cls = asking_class(sc->cache, &sc->counts, &sc->asking, every_ns);
+}
+
+static void scene_run(struct scene *sc)
+{
+	start_creation(&sc->creator, sc->cls, &sc->counts, 1);
+}
+
+static void scene_end(struct scene *sc)
+{
+	pthread_join(sc->creator.thread, NULL);
+	memento_cache_free(sc->cache);
+}
+
 /* The key is still being created: the get returned before the creation
  * ended, whatever the clock says. */
 static void assert_in_flight(memento_class *cls, uint64_t key)
@@ -59,114 +89,96 @@ static void assert_in_flight(memento_class *cls, uint64_t key)
 
 Test(interrupt, an_error_ends_the_wait_and_the_creation_goes_on)
 {
-	memento_cache *cache = new_cache();
-	struct counting counts = { .sleep_ms = 800 };
-	struct asking a = { .stop_at = 3, .stop_with = -ECANCELED };
-	memento_class *cls = asking_class(cache, &counts, &a, 20 * MS);
-	struct slow_creator s;
-	start_creation(&s, cls, &counts, 1);
-
+	struct scene sc;
+	scene_init(&sc, 800, 20 * MS, 3, -ECANCELED);
+	scene_run(&sc);
 	void *obj = &obj;
-	cr_assert_eq(memento_get(cls, &(struct args){ 1, 2 }, &obj), -ECANCELED);
+	cr_assert_eq(memento_get(sc.cls, &(struct args){ 1, 2 }, &obj), -ECANCELED);
 	cr_assert_eq(obj, (void *)&obj, "out pointer written");
-	cr_assert_eq(atomic_load(&a.calls), 3, "asked %d times", atomic_load(&a.calls));
-	assert_in_flight(cls, 1);
+	cr_assert_eq(atomic_load(&sc.asking.calls), 3, "asked %d times", atomic_load(&sc.asking.calls));
+	assert_in_flight(sc.cls, 1);
 
-	pthread_join(s.thread, NULL);
-	cr_assert_eq(s.rc, 0);
-	cr_assert_eq(memento_get(cls, &(struct args){ 1, 3 }, &obj), 0);
-	cr_assert_eq(obj, s.obj);
-	cr_assert_eq(atomic_load(&counts.creations), 1);
-	memento_stats st = stats_of(cls);
+	pthread_join(sc.creator.thread, NULL);
+	cr_assert_eq(sc.creator.rc, 0);
+	cr_assert_eq(memento_get(sc.cls, &(struct args){ 1, 3 }, &obj), 0);
+	cr_assert_eq(obj, sc.creator.obj);
+	cr_assert_eq(atomic_load(&sc.counts.creations), 1);
+	memento_stats st = stats_of(sc.cls);
 	cr_assert_eq(st.waits, 1);
 	cr_assert_eq(st.timeouts, 0, "an interrupt is not a timeout");
 	cr_assert_eq(st.failures, 0);
-	cr_assert_eq(atomic_load(&a.calls), 3, "the creator or a hit asked");
-	memento_cache_free(cache);
+	cr_assert_eq(atomic_load(&sc.asking.calls), 3, "the creator or a hit asked");
+	memento_cache_free(sc.cache);
 }
 
 Test(interrupt, a_positive_answer_is_eintr)
 {
-	memento_cache *cache = new_cache();
-	struct counting counts = { .sleep_ms = 500 };
-	struct asking a = { .stop_at = 1, .stop_with = 7 };
-	memento_class *cls = asking_class(cache, &counts, &a, 10 * MS);
-	struct slow_creator s;
-	start_creation(&s, cls, &counts, 1);
+	struct scene sc;
+	scene_init(&sc, 500, 10 * MS, 1, 7);
+	scene_run(&sc);
 	void *obj;
-	cr_assert_eq(memento_get(cls, &(struct args){ 1, 2 }, &obj), -EINTR);
-	assert_in_flight(cls, 1);
-	pthread_join(s.thread, NULL);
-	memento_cache_free(cache);
+	cr_assert_eq(memento_get(sc.cls, &(struct args){ 1, 2 }, &obj), -EINTR);
+	assert_in_flight(sc.cls, 1);
+	scene_end(&sc);
 }
 
 /* Zero waits on, through every slice, for the object or the failure. */
 Test(interrupt, zero_waits_for_the_outcome_success_or_failure)
 {
 	for (int failing = 0; failing < 2; failing++) {
-		memento_cache *cache = new_cache();
-		struct counting counts = { .sleep_ms = 200, .fail_with = failing ? -EIO : 0 };
-		struct asking a = { 0 };
-		memento_class *cls = asking_class(cache, &counts, &a, 5 * MS);
-		struct slow_creator s;
-		start_creation(&s, cls, &counts, 1);
+		struct scene sc;
+		scene_init(&sc, 200, 5 * MS, 0, 0);
+		sc.counts.fail_with = failing ? -EIO : 0;
+		scene_run(&sc);
 		void *obj = NULL;
-		int rc = memento_get(cls, &(struct args){ 1, 2 }, &obj);
-		pthread_join(s.thread, NULL);
+		int rc = memento_get(sc.cls, &(struct args){ 1, 2 }, &obj);
+		pthread_join(sc.creator.thread, NULL);
 		cr_assert_eq(rc, failing ? -EIO : 0, "failing %d: %s", failing, memento_strerror(rc));
-		cr_assert_eq(s.rc, rc);
-		cr_assert_eq(obj, s.obj);
-		cr_assert_gt(atomic_load(&a.calls), 0, "failing %d: never asked", failing);
-		cr_assert_eq(atomic_load(&counts.creations), 1, "failing %d: the waiter created", failing);
-		cr_assert_eq(stats_of(cls).waits, 1);
-		memento_cache_free(cache);
+		cr_assert_eq(sc.creator.rc, rc);
+		cr_assert_eq(obj, sc.creator.obj);
+		cr_assert_gt(atomic_load(&sc.asking.calls), 0, "failing %d: never asked", failing);
+		cr_assert_eq(atomic_load(&sc.counts.creations), 1, "failing %d: the waiter created",
+		             failing);
+		cr_assert_eq(stats_of(sc.cls).waits, 1);
+		memento_cache_free(sc.cache);
 	}
 }
 
 /* memento_get_until's deadline still ends the wait, counted as a timeout. */
 Test(interrupt, the_deadline_still_bounds_the_wait)
 {
-	memento_cache *cache = new_cache();
-	struct counting counts = { .sleep_ms = 800 };
-	struct asking a = { 0 };
-	memento_class *cls = asking_class(cache, &counts, &a, 30 * MS);
-	struct slow_creator s;
-	start_creation(&s, cls, &counts, 1);
+	struct scene sc;
+	scene_init(&sc, 800, 30 * MS, 0, 0);
+	scene_run(&sc);
 	struct timespec deadline = after_ms(now_monotonic(), 100);
 	void *obj;
-	cr_assert_eq(memento_get_until(cls, &(struct args){ 1, 2 }, &obj, &deadline), -ETIMEDOUT);
+	cr_assert_eq(memento_get_until(sc.cls, &(struct args){ 1, 2 }, &obj, &deadline), -ETIMEDOUT);
 	cr_assert_geq(ms_between(deadline, now_monotonic()), 0.0, "returned before the deadline");
-	assert_in_flight(cls, 1);
-	cr_assert_eq(stats_of(cls).timeouts, 1);
-	pthread_join(s.thread, NULL);
-	memento_cache_free(cache);
+	assert_in_flight(sc.cls, 1);
+	cr_assert_eq(stats_of(sc.cls).timeouts, 1);
+	scene_end(&sc);
 }
 
 /* memento_get_many's waits ask too; so do memento_get_ref's. */
 Test(interrupt, get_many_and_get_ref_ask_too)
 {
-	memento_cache *cache = new_cache();
-	struct counting counts = { .sleep_ms = 600 };
-	struct asking a = { .stop_at = 1, .stop_with = -ECANCELED };
-	memento_class *cls = asking_class(cache, &counts, &a, 10 * MS);
-	struct slow_creator s;
-	start_creation(&s, cls, &counts, 1);
-
+	struct scene sc;
+	scene_init(&sc, 600, 10 * MS, 1, -ECANCELED);
+	scene_run(&sc);
 	struct args one = { 1, 2 };
 	const void *args[] = { &one };
 	void *objs[1];
 	int rcs[1];
-	cr_assert_eq(memento_get_many(cls, args, 1, objs, rcs), -ECANCELED);
+	cr_assert_eq(memento_get_many(sc.cls, args, 1, objs, rcs), -ECANCELED);
 	cr_assert_eq(rcs[0], -ECANCELED);
 	cr_assert_null(objs[0]);
 
-	a.stop_at = 2;
+	sc.asking.stop_at = 2;
 	memento_ref *ref = NULL;
-	cr_assert_eq(memento_get_ref(cls, &one, &ref), -ECANCELED);
+	cr_assert_eq(memento_get_ref(sc.cls, &one, &ref), -ECANCELED);
 	cr_assert_null(ref);
-	assert_in_flight(cls, 1);
-	pthread_join(s.thread, NULL);
-	memento_cache_free(cache);
+	assert_in_flight(sc.cls, 1);
+	scene_end(&sc);
 }
 
 /*
