@@ -237,8 +237,14 @@ typedef int (*memento_decode_fn)(void **obj, const void *data, size_t len, void 
  * waiter that must answer a signal or a shutdown (Python's Ctrl-C).  Not
  * asked by a creator, nor during a class's store waits for another
  * process (those are bounded by the store's timeouts), nor on hits.
+ * memento_get_many asks for each key it waits on, one after the other: an
+ * answer that uses up its reason (a signal handled) ends only that key's
+ * wait.
  * Threads: the waiting thread, outside every lock of the cache; it may call
- * into mementos (a get of another key, a forget), like create.
+ * into mementos (a get of another key, a forget), like create, and may be
+ * left by cancellation, pthread_exit or a C++ exception (the get then lets
+ * go of the creation it waited on): it is the one place where a waiting
+ * get can be cancelled.
  */
 typedef int (*memento_interrupt_fn)(const void *args, void *ctx);
 
@@ -297,7 +303,7 @@ typedef struct memento_class_options {
 	/* Waits that can be cut short (see memento_interrupt_fn). */
 	memento_interrupt_fn interrupt; /* NULL: a wait ends with the creation */
 	uint64_t interrupt_every_ns;    /* how often a wait asks; 0: every 100 ms;
-	                                   needs interrupt */
+	                                   under 1 ms: every 1 ms; needs interrupt */
 } memento_class_options;
 
 /*
@@ -509,7 +515,8 @@ MEMENTO_API int memento_class_stats(const memento_class *cls, memento_stats *sta
  * Threads: any, concurrently with everything but memento_cache_free().
  * Blocks: a hit never blocks; a miss runs create or sleeps until another
  * thread's create of the same key finishes.  That sleep is not a
- * cancellation point.  A creating get of a class with a store also
+ * cancellation point (a class's interrupt callback, which it calls, may
+ * hold one).  A creating get of a class with a store also
  * reads and writes the store and may wait for another process's
  * creation of the key (see memento_store_open): its waits for a Redis
  * lease nap in nanosleep, a cancellation point.  A caller waiting with a deadline counts as waiting

@@ -122,3 +122,48 @@ Test(cancel, creator_calling_pthread_exit_wakes_waiters_with_eownerdead)
 {
 	creator_dies(true);
 }
+
+/*
+ * A waiter that leaves its class's interrupt callback by pthread_exit lets
+ * go of the creation it waited on: once forgotten, the object is destroyed
+ * at the next barrier, not only when the cache is freed.
+ */
+static int exit_when_asked(const void *args, void *ctx)
+{
+	(void)args;
+	(void)ctx;
+	pthread_exit(NULL);
+}
+
+static void *get_ref_of_7(void *p)
+{
+	memento_ref *ref = NULL;
+	int rc = memento_get_ref(p, &(struct args){ 7, 1 }, &ref);
+	memento_ref_release(ref);
+	return (void *)(intptr_t)rc;
+}
+
+Test(cancel, a_waiter_exiting_in_its_interrupt_callback_lets_go_of_the_creation)
+{
+	memento_cache *cache = new_cache();
+	struct counting counts = { .sleep_ms = 300 };
+	memento_class_options o = guarded_options();
+	o.interrupt = exit_when_asked;
+	o.interrupt_every_ns = 5000000;
+	memento_class *cls = counting_class_with(cache, "g", &counts, &o);
+	pthread_t creator, waiter;
+	cr_assert_eq(pthread_create(&creator, NULL, get_ref_of_7, cls), 0);
+	cr_assert(await_at_least(&counts.creations, 1, 10000));
+	cr_assert_eq(pthread_create(&waiter, NULL, get_ref_of_7, cls), 0);
+	void *waiter_result, *creator_result;
+	pthread_join(waiter, &waiter_result);
+	cr_assert_eq(waiter_result, NULL, "the waiter returned instead of exiting");
+	pthread_join(creator, &creator_result);
+	cr_assert_eq((intptr_t)creator_result, 0);
+	cr_assert_eq(stats_of(cls).waits, 1);
+
+	cr_assert_eq(memento_forget(cls, &(struct args){ 7, 0 }), 0);
+	memento_cache_barrier(cache);
+	cr_assert_eq(atomic_load(&counts.destroys), 1, "the exited waiter still holds the object");
+	memento_cache_free(cache);
+}

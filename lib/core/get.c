@@ -433,6 +433,21 @@ static int create_and_settle(memento_class *cls, struct memento__counters *count
 	return rc;
 }
 
+/* A wait left by unwinding out of the class's interrupt callback
+ * (cancellation, pthread_exit, a C++ exception): the waiter's reference on
+ * the creation and its probe go.  Its wait-for edge is already out. */
+struct abandoned_wait {
+	struct lookup *lk;
+	struct memento__creation *creation;
+};
+
+static void wait_abandoned(void *arg)
+{
+	struct abandoned_wait *w = arg;
+	memento__creation_unref(w->creation);
+	lookup_end(w->lk);
+}
+
 /*
  * memento__creation_wait, in slices of the class's interrupt_every when it
  * has an interrupt callback, which is asked after each slice.  The wait is
@@ -450,11 +465,12 @@ static int wait_interruptible(memento_class *cls, const void *args,
 	*interrupted = false;
 	if (cls->interrupt == NULL)
 		return memento__creation_wait(c, deadline, timed_out);
-	/* A negative tv_sec passed long ago (memento_get_until times out). */
-	uint64_t deadline_at = deadline == NULL   ? UINT64_MAX
-	                       : deadline->tv_sec < 0 ? 0
-	                                              : (uint64_t)deadline->tv_sec * 1000000000u +
-	                                                        (uint64_t)deadline->tv_nsec;
+	/* None, or past what 64 bits of ns hold (584 years): never. */
+	uint64_t deadline_at = UINT64_MAX;
+	if (deadline != NULL && deadline->tv_sec < 0)
+		deadline_at = 0; /* passed long ago: memento_get_until times out */
+	else if (deadline != NULL && (uint64_t)deadline->tv_sec < UINT64_MAX / 1000000000u - 1)
+		deadline_at = (uint64_t)deadline->tv_sec * 1000000000u + (uint64_t)deadline->tv_nsec;
 	for (;;) {
 		uint64_t slice_at = memento__clock_ns(CLOCK_MONOTONIC) + cls->interrupt_every;
 		bool by_slice = slice_at < deadline_at;
@@ -704,10 +720,13 @@ static __attribute__((noinline)) int settle(struct lookup *lk, const void *args,
 			                         deadline, hold, out);
 		case CLAIM_WAIT: {
 			bool retry;
+			struct abandoned_wait w = { lk, got.creation };
+			pthread_cleanup_push(wait_abandoned, &w);
 			rc = wait_and_share(cls, args, lk->tc->thread, lk->counters, got.creation,
 			                    deadline,
 			                    (cls->life & MEMENTO__LIFE_REVALIDATE) ? &lk->fp : NULL,
 			                    hold, out, &retry);
+			pthread_cleanup_pop(0);
 			if (retry)
 				continue;
 			lookup_end(lk);

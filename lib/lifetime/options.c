@@ -12,6 +12,8 @@
 
 /* How often a wait asks its class's interrupt callback, unless told. */
 #define INTERRUPT_EVERY_DEFAULT_NS 100000000u
+/* Shorter slices would spend the waiter on the wait-for graph's lock. */
+#define INTERRUPT_EVERY_MIN_NS 1000000u
 
 /* Durations past this (146 years) mean "never" and keep sums in range. */
 #define DURATION_MAX ((uint64_t)1 << 62)
@@ -115,8 +117,10 @@ int memento__class_options_apply(memento_class *cls, const memento_class_options
 	cls->refresh_after = duration(o.refresh_after_ns);
 	cls->failure_ttl = duration(o.failure_ttl_ns);
 	cls->interrupt = o.interrupt;
-	cls->interrupt_every = o.interrupt_every_ns != 0 ? duration(o.interrupt_every_ns)
-	                                                 : INTERRUPT_EVERY_DEFAULT_NS;
+	cls->interrupt_every = o.interrupt_every_ns == 0 ? INTERRUPT_EVERY_DEFAULT_NS
+	                       : o.interrupt_every_ns < INTERRUPT_EVERY_MIN_NS
+	                               ? INTERRUPT_EVERY_MIN_NS
+	                               : duration(o.interrupt_every_ns);
 	rc = memento__persist_apply(cls, &o);
 	if (rc != 0)
 		return rc;

@@ -118,7 +118,12 @@ def test_other_threads_waits_are_not_cut_short():
     assert started.wait(10)
     waiter, waited = construct_in_thread(Slow, 3)
     assert wait_for(lambda: mementos.stats(Slow)["waits"] >= 1)
-    time.sleep(0.2)  # several of the waiter's 50 ms slices pass
+    # Ctrl-C while another thread waits: the main thread, not waiting,
+    # takes it; the waiter's slices (50 ms) go on.
+    with pytest.raises(KeyboardInterrupt):
+        _thread.interrupt_main()
+        time.sleep(10)
+    time.sleep(0.2)
     assert waiter.is_alive()
     release.set()
     worker.join()
