@@ -69,7 +69,8 @@ static inline __attribute__((always_inline)) int lookup_begin(struct lookup *lk,
                                                               memento_class *cls,
                                                               const void *args,
                                                               bool guard_free,
-                                                              bool revalidate)
+                                                              bool revalidate,
+                                                              unsigned char *room)
 {
 	lk->cls = cls;
 	lk->heap_probe = NULL;
@@ -93,13 +94,15 @@ static inline __attribute__((always_inline)) int lookup_begin(struct lookup *lk,
 		return -ENOMEM;
 
 	struct memento__thread *t = lk->tc->thread;
-	unsigned char *room = t->scratch;
-	if (MEMENTO__UNLIKELY(t->scratch_busy)) {
+	if (room != NULL) {
+		/* memento_get_many's own buffer, with MEMENTO__PROBE_SIZE free. */
+	} else if (MEMENTO__UNLIKELY(t->scratch_busy)) {
 		/* A key callback is itself getting an object: nest on the heap. */
 		room = lk->heap_probe = memento__alloc(cls->cache, MEMENTO__PROBE_SIZE);
 		if (room == NULL)
 			return -ENOMEM;
 	} else {
+		room = t->scratch;
 		t->scratch_busy = true;
 	}
 	lk->probe = (struct memento__entry *)(void *)room;
@@ -636,7 +639,7 @@ static inline __attribute__((always_inline)) int get(memento_class *cls, const v
                                                      bool hold, struct memento__entry **out)
 {
 	struct lookup lk;
-	int rc = lookup_begin(&lk, cls, args, hold, true);
+	int rc = lookup_begin(&lk, cls, args, hold, true, NULL);
 	if (MEMENTO__UNLIKELY(rc != 0))
 		return rc;
 
@@ -781,7 +784,7 @@ int memento_peek(memento_class *cls, const void *args, void **obj)
 	if (cls == NULL || obj == NULL)
 		return -EINVAL;
 	struct lookup lk;
-	int rc = lookup_begin(&lk, cls, args, false, false);
+	int rc = lookup_begin(&lk, cls, args, false, false, NULL);
 	if (rc != 0)
 		return rc;
 
@@ -822,7 +825,7 @@ int memento_forget(memento_class *cls, const void *args)
 	if (cls == NULL)
 		return -EINVAL;
 	struct lookup lk;
-	int rc = lookup_begin(&lk, cls, args, true, false);
+	int rc = lookup_begin(&lk, cls, args, true, false, NULL);
 	if (rc != 0)
 		return rc;
 
@@ -860,11 +863,11 @@ int memento_forget(memento_class *cls, const void *args)
  * overlap.
  */
 #define MANY_CHUNK 32
-/* Probes of a chunk, end to end.  A key starts in the room while less
- * than MANY_ROOM is used (32 keys of 6 words; 16-byte keys are 2), and the
- * room has space past that for the longest key: every probe moves out of
- * the thread's scratch buffer, which stays free for the gets that settling
- * a key may run (a create that gets other keys). */
+/* Probes of a chunk, end to end, written there by the key callbacks.  A
+ * key starts in the room while less than MANY_ROOM is used (32 keys of 6
+ * words; 16-byte keys are 2), and the room has space past that for the
+ * longest key.  The thread's scratch buffer stays free for the gets that
+ * a key callback or settling a key may run (a create that gets others). */
 #define MANY_ROOM 2048
 
 enum many_step {
@@ -901,7 +904,7 @@ static size_t many_keys(struct many_chunk *c, memento_class *cls, const void *co
 	c->n = 0;
 	while (i < n && i < MANY_CHUNK && used < MANY_ROOM) {
 		struct lookup *lk = &c->lk[i];
-		int rc = lookup_begin(lk, cls, args[i], false, true);
+		int rc = lookup_begin(lk, cls, args[i], false, true, c->room + used);
 		i++;
 		c->n = i;
 		if (rc != 0) {
@@ -913,12 +916,8 @@ static size_t many_keys(struct many_chunk *c, memento_class *cls, const void *co
 		}
 		lookup_hash(lk);
 		c->step[i - 1] = MANY_CANDIDATE;
-		size_t size = offsetof(struct memento__entry, key) + memento__entry_len(lk->probe);
-		struct memento__entry *moved = (struct memento__entry *)(void *)(c->room + used);
-		memcpy(moved, lk->probe, size);
-		lookup_end(lk);
-		lk->probe = moved;
-		used += memento__round_to_words(size);
+		used += memento__round_to_words(offsetof(struct memento__entry, key) +
+		                                memento__entry_len(lk->probe));
 	}
 	return c->n;
 }
