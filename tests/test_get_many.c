@@ -364,6 +364,50 @@ Test(get_many, a_create_may_get_a_batch_itself)
 	cr_assert_eq(stats_of(inner_cls).creations, 120);
 }
 
+/* A key callback that gets an object itself (allowed: it nests), keying
+ * on what it got; its probe is written in get_many's room, the nested
+ * get's in the thread's scratch buffer. */
+static int key_through_inner(memento_key *key, const void *args, void *ctx)
+{
+	(void)ctx;
+	void *got;
+	int rc = memento_get(inner_cls, args, &got);
+	if (rc != 0)
+		return rc;
+	rc = memento_key_u64(key, *(uint64_t *)got + 7);
+	return rc != 0 ? rc : memento_key_str(key, "through the inner class");
+}
+
+Test(get_many, a_key_callback_may_get_objects_itself)
+{
+	inner_cls = picky_class(cache, NULL);
+	memento_class_desc desc = { "keyed", key_through_inner, picky_create, picky_destroy, NULL };
+	memento_class *keyed;
+	cr_assert_eq(memento_class_new(cache, &desc, &keyed), 0);
+	enum { N = 70 };
+	uint64_t keys[N];
+	const void *args[N];
+	for (size_t i = 0; i < N; i++)
+		keys[i] = create_fails(i) ? i + 1 : i; /* the inner gets all succeed */
+	point_at(args, keys, N);
+	void *objs[N];
+	for (int round = 0; round < 2; round++) { /* creations, then hits */
+		cr_assert_eq(memento_get_many(keyed, args, N, objs, NULL), 0, "round %d", round);
+		for (size_t i = 0; i < N; i++) {
+			void *one;
+			cr_assert_eq(memento_get(keyed, args[i], &one), 0);
+			cr_assert_eq(objs[i], one, "round %d, key %zu", round, i);
+			cr_assert_eq(*(uint64_t *)one, keys[i]);
+		}
+	}
+	/* Keys 0..69 less the ones replaced: one object per distinct key. */
+	size_t distinct = 0;
+	for (size_t i = 0; i < N; i++)
+		distinct += i == 0 || keys[i] != keys[i - 1];
+	cr_assert_eq(stats_of(keyed).creations, distinct);
+	cr_assert_eq(stats_of(inner_cls).creations, distinct);
+}
+
 Test(get_many, a_guarded_class_needs_a_guard)
 {
 	memento_class_options opt = guarded_options();
