@@ -302,7 +302,7 @@ static inline void temp_dir_make(char dir[64], const char *tag)
 static inline void temp_dir_remove(const char dir[64])
 {
 	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	snprintf(cmd, sizeof cmd, "rm -rf '%.63s'", dir);
 	(void)system(cmd);
 }
 
