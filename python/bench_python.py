@@ -5,13 +5,19 @@ type.__call__ on a miss; written here, not taken from it).
 
     PYTHONPATH=build/python python3 python/bench_python.py [--rounds N]
 
-Prints CSV on stdout: impl,threads,ns_per_call (median of the rounds, all
-threads' calls together, wall time), and the ratio reference/mementos per
-thread count.  Every call is a hit (Thing("one") when it exists), each
-thread making CALLS calls after a barrier.  With the GIL, threads take
-turns: the ns per call of all threads together show what contention adds.
+Prints CSV on stdout: impl,workload,threads,ns_per_call (median of the
+rounds, all threads' calls together, wall time), and on stderr the ratio
+reference/mementos per point.  Workload "hit": every call is a hit
+(Thing("one") when it exists), each thread making CALLS calls after a
+barrier; with the GIL, threads take turns, and the ns per call of all
+threads together show what contention adds.  Workload "miss", one thread:
+MISSES calls each with a new key, so each runs __init__ and stores the
+instance; the garbage collector is off while they are timed (the instances
+stay, and its passes over them would be most of the time, for both alike).
 """
 import argparse
+import gc
+import itertools
 import statistics
 import sys
 import threading
@@ -20,6 +26,7 @@ import time
 import mementos
 
 CALLS = 200_000
+MISSES = 50_000
 
 
 def reference_metaclass():
@@ -73,6 +80,20 @@ def run(cls, threads):
     return took / (CALLS * threads)
 
 
+def run_misses(cls, fresh):
+    """ns per construction of a new identity, one thread."""
+    keys = [next(fresh) for _ in range(MISSES)]
+    gc.disable()
+    try:
+        start = time.perf_counter_ns()
+        for key in keys:
+            cls(key)
+        took = time.perf_counter_ns() - start
+    finally:
+        gc.enable()
+    return took / MISSES
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -80,19 +101,24 @@ def main():
     opts = parser.parse_args()
     counts = [int(t) for t in opts.threads.split(",")]
     classes = make_classes()
+    fresh = itertools.count()
+    points = [("hit", threads) for threads in counts] + [("miss", 1)]
     results = {}
     for _ in range(opts.rounds):
         # Both implementations in each round, so that load falls on both.
-        for threads in counts:
+        for workload, threads in points:
             for name, cls in classes.items():
-                results.setdefault((name, threads), []).append(run(cls, threads))
-    print("impl,threads,ns_per_call")
-    for (name, threads), values in sorted(results.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        print(f"{name},{threads},{statistics.median(values):.1f}")
-    for threads in counts:
-        ratio = statistics.median(results[("reference", threads)]) / statistics.median(
-            results[("mementos", threads)])
-        print(f"# {threads} thread(s): mementos {ratio:.2f}x as fast as the reference",
+                took = run(cls, threads) if workload == "hit" else run_misses(cls, fresh)
+                results.setdefault((name, workload, threads), []).append(took)
+    print("impl,workload,threads,ns_per_call")
+    for workload, threads in points:
+        for name in classes:
+            print(f"{name},{workload},{threads},"
+                  f"{statistics.median(results[(name, workload, threads)]):.1f}")
+    for workload, threads in points:
+        ratio = statistics.median(results[("reference", workload, threads)]) / statistics.median(
+            results[("mementos", workload, threads)])
+        print(f"# {workload}, {threads} thread(s): mementos {ratio:.2f}x as fast as the reference",
               file=sys.stderr)
 
 
