@@ -61,9 +61,6 @@ static struct {
 } failures[FAIL_SLOTS];
 static unsigned long failure_seq;
 
-/* The current exception, kept for the waiters; *own gets a reference for
- * the creator, which raises its own exception whatever the ring holds by
- * then.  Returns the token. */
 /* The current exception, taken: its value, with its traceback attached
  * (NULL when none is set). */
 static PyObject *exception_take(void)
@@ -78,6 +75,9 @@ static PyObject *exception_take(void)
 	return value;
 }
 
+/* The current exception, kept for the waiters; *own gets a reference for
+ * the creator, which raises its own exception whatever the ring holds by
+ * then.  Returns the token. */
 static int failure_keep(PyObject **own)
 {
 	PyObject *value = exception_take();
@@ -134,7 +134,8 @@ struct construction {
 	size_t len;
 	PyObject *failure; /* the exception this thread's own create raised, or that
 	                      ended its wait (a signal handler's), or NULL */
-	bool main_thread;  /* Python runs signal handlers only there */
+	bool handles_signals; /* this thread may run Python's signal handlers
+	                         (runs_signal_handlers); set for a miss */
 };
 
 /* Runs without the GIL: the bytes were encoded before. */
@@ -197,7 +198,7 @@ static int construction_interrupted(const void *args, void *ctx)
 	(void)ctx;
 	/* This thread's own construction, as in construction_create. */
 	struct construction *c = (struct construction *)args;
-	if (!c->main_thread)
+	if (!c->handles_signals)
 		return 0;
 	PyGILState_STATE gil = PyGILState_Ensure();
 	int rc = 0;
@@ -385,7 +386,7 @@ static enum interned intern_key(struct record *r, PyObject *key, struct pykey *b
 static int construction_begin(struct construction *c, struct pykey *bytes, struct record *r,
                               PyObject *cls, PyObject *args, PyObject *kwargs, bool add)
 {
-	*c = (struct construction){ cls, args, kwargs, NULL, NULL, 0, NULL, runs_signal_handlers() };
+	*c = (struct construction){ cls, args, kwargs, NULL, NULL, 0, NULL, false };
 	pykey_init(bytes);
 	PyObject *keyfunc = _PyType_Lookup(Py_TYPE(cls), key_attr);
 	int rc;
@@ -455,6 +456,7 @@ static PyObject *memo_call(PyObject *cls, PyObject *args, PyObject *kwargs)
 		 * reference, not a guard, keeps the result: no guard is held
 		 * for as long as an __init__ runs. */
 		memento_ref *ref = NULL;
+		c.handles_signals = runs_signal_handlers(); /* asked with the GIL */
 		Py_BEGIN_ALLOW_THREADS
 		rc = memento_get_ref(memo, &c, &ref);
 		Py_END_ALLOW_THREADS
