@@ -314,3 +314,31 @@ def test_many_memoizing_classes():
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-500:]
+
+
+def test_a_foreign_record_attribute_is_refused_not_read():
+    """__mementos_class__ holding something else than this module's record
+    (an int, another module's capsule, a capsule copied from a class that
+    is gone) raises TypeError; it is never read as a record."""
+    import ctypes
+    import datetime  # its C API capsule: a PyCapsule of another name
+    api = ctypes.pythonapi
+    api.PyCapsule_New.restype = ctypes.py_object
+    api.PyCapsule_New.argtypes = (ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p)
+    api.PyCapsule_SetContext.argtypes = (ctypes.py_object, ctypes.c_void_p)
+    # Same name as the module's, another string, and a context that would
+    # crash if it were taken for a record.
+    name = ctypes.create_string_buffer(b"mementos.record")
+    lookalike = api.PyCapsule_New(0x1000, name, None)
+    assert api.PyCapsule_SetContext(lookalike, 0x1000) == 0
+    for foreign in (5, datetime.datetime_CAPI, lookalike):
+        T = mementos.MementoMetaclass("T", (object,), {"__mementos_class__": foreign})
+        with pytest.raises(TypeError, match="not this module's record"):
+            T()
+    # A record copied from another class is ours but not its own: it makes
+    # its own record and memoizes apart.
+    class A(mementos.mementos):
+        pass
+    a = A()
+    B = mementos.MementoMetaclass("B", (object,), dict(A.__dict__))
+    assert B() is B() and B() is not a
