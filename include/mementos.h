@@ -244,7 +244,8 @@ typedef int (*memento_decode_fn)(void **obj, const void *data, size_t len, void 
  * into mementos (a get of another key, a forget), like create, and may be
  * left by cancellation, pthread_exit or a C++ exception (the get then lets
  * go of the creation it waited on): it is the one place where a waiting
- * get can be cancelled.
+ * get can be cancelled.  It may fork: in the child the get creates the
+ * object itself, since the thread it waited on is not there.
  */
 typedef int (*memento_interrupt_fn)(const void *args, void *ctx);
 

@@ -694,6 +694,10 @@ MEMENTO__HIDDEN void *memento__grow(memento_cache *cache, void *p, size_t old_si
 
 /* Registers the fork handlers, once per process; from the first new cache. */
 MEMENTO__HIDDEN void memento__fork_handlers_install(void);
+/* One more in each fork child (its handler counts it): a thread that sees
+ * it change across a callback it ran is now in a child, where the other
+ * threads' creations in flight were dropped as orphans. */
+MEMENTO__HIDDEN extern _Atomic unsigned long memento__fork_children;
 
 /* ---- cache.c -------------------------------------------------------------------- */
 

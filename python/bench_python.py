@@ -14,6 +14,8 @@ threads together show what contention adds.  Workload "miss", one thread:
 MISSES calls each with a new key, so each runs __init__ and stores the
 instance; the garbage collector is off while they are timed (the instances
 stay, and its passes over them would be most of the time, for both alike).
+The instances of every round stay: later rounds run on larger tables, for
+both alike.  A thread count given twice is one point (one median).
 """
 import argparse
 import gc

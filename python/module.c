@@ -192,7 +192,9 @@ static bool runs_signal_handlers(void)
 /* Asked by a construction waiting for another thread's: the main thread
  * runs Python's signal handlers, and one that raises (Ctrl-C's
  * KeyboardInterrupt) ends the wait with its exception.  Other threads never
- * run handlers: they wait on without taking the GIL. */
+ * run handlers: up to 3.12 they wait on without taking the GIL; past it
+ * (runs_signal_handlers) they take it to ask, and the answer is 0.  A
+ * handler may fork: mementos then has the child's wait create anew. */
 static int construction_interrupted(const void *args, void *ctx)
 {
 	(void)ctx;

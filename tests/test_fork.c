@@ -439,3 +439,47 @@ Test(fork, guards_of_threads_left_in_the_parent_end_in_the_child)
 	cr_assert_eq(atomic_load(&count.destroys), 2);
 	memento_cache_free(cache);
 }
+
+/*
+ * A waiter whose class's interrupt callback forks: in the child the
+ * creation it waited on was another thread's, dropped with that thread, so
+ * the get claims the key again and creates it there instead of waiting for
+ * ever; in the parent it goes on waiting for the creator's object.
+ */
+static pid_t forked_in_callback = -1; /* 0 in the child */
+
+static int fork_once_when_asked(const void *args, void *ctx)
+{
+	(void)args;
+	(void)ctx;
+	if (forked_in_callback == -1)
+		forked_in_callback = fork();
+	return 0;
+}
+
+Test(fork, a_waiter_that_forks_in_its_interrupt_callback_creates_in_the_child)
+{
+	memento_cache *cache = new_cache();
+	struct counting counts = { .sleep_ms = 300 };
+	memento_class_options o = MEMENTO_CLASS_OPTIONS_INIT;
+	o.interrupt = fork_once_when_asked;
+	o.interrupt_every_ns = 10 * 1000 * 1000;
+	memento_class *cls = counting_class_with(cache, "f", &counts, &o);
+	struct slow_creator s;
+	start_creation(&s, cls, &counts, 1);
+	void *obj = NULL;
+	int rc = memento_get(cls, &(struct args){ 1, 2 }, &obj);
+	if (forked_in_callback == 0) {
+		/* The child: made here, by this get (payload 2), not awaited. */
+		_exit(rc != 0                            ? CHILD_GET_FAILED
+		      : ((struct obj *)obj)->payload != 2 ? CHILD_WRONG_OBJECT
+		                                          : CHILD_OK);
+	}
+	cr_assert_gt(forked_in_callback, 0, "the callback never forked");
+	cr_assert_eq(wait_child(forked_in_callback, 10000), CHILD_OK);
+	pthread_join(s.thread, NULL);
+	cr_assert_eq(rc, 0);
+	cr_assert_eq(obj, s.obj, "the parent's get did not wait for the creator");
+	cr_assert_eq(stats_of(cls).waits, 1);
+	memento_cache_free(cache);
+}

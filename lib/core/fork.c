@@ -21,6 +21,8 @@
  */
 #include "internal.h"
 
+_Atomic unsigned long memento__fork_children;
+
 static void lock_everything(void)
 {
 	memento__default_cache_lock();
@@ -55,6 +57,8 @@ static void fork_child(void)
 		for (unsigned int i = 0; i < c->nshards; i++)
 			memento__shard_drop_orphans(&c->shards[i], self);
 	memento__threads_drop_others(self);
+	/* Relaxed: only this thread runs, and it reads it itself. */
+	atomic_fetch_add_explicit(&memento__fork_children, 1, memory_order_relaxed);
 	unlock_everything();
 }
 

@@ -458,14 +458,17 @@ static void wait_abandoned(void *arg)
  * callback runs, since the callback may itself wait; registering it again
  * may find a cycle that formed meanwhile.  *interrupted: the callback or
  * that cycle ended the wait, which is then neither a timeout nor an
- * outcome.
+ * outcome.  *orphaned: the callback forked and this is the child, where c,
+ * another thread's, was dropped and will never finish; the key is claimed
+ * again.
  */
 static int wait_interruptible(memento_class *cls, const void *args,
                               struct memento__thread *self, struct memento__counters *counters,
                               struct memento__creation *c, const struct timespec *deadline,
-                              bool *timed_out, bool *interrupted)
+                              bool *timed_out, bool *interrupted, bool *orphaned)
 {
 	*interrupted = false;
+	*orphaned = false;
 	if (cls->interrupt == NULL)
 		return memento__creation_wait(c, deadline, timed_out);
 	/* None, or past what 64 bits of ns hold (584 years): never. */
@@ -484,10 +487,20 @@ static int wait_interruptible(memento_class *cls, const void *args,
 			return rc;
 		*timed_out = false;
 		memento__wait_end(self);
+		/* Relaxed: a change is this thread's own doing (a fork in the
+		 * callback), seen in program order. */
+		unsigned long forks = atomic_load_explicit(&memento__fork_children,
+		                                           memory_order_relaxed);
 		int stop = cls->interrupt(args, cls->ctx);
 		if (stop != 0) {
 			*interrupted = true;
 			return stop < 0 ? stop : -EINTR;
+		}
+		if (atomic_load_explicit(&memento__fork_children, memory_order_relaxed) != forks &&
+		    (atomic_load_explicit(&c->entry->state, memory_order_acquire) &
+		     MEMENTO__PHASE) == MEMENTO__CREATING) {
+			*orphaned = true;
+			return -EOWNERDEAD;
 		}
 		if (memento__wait_begin(self, c) == -EDEADLK) {
 			*interrupted = true;
@@ -512,10 +525,10 @@ static int wait_and_share(memento_class *cls, const void *args, struct memento__
 	if (rc == -EDEADLK) {
 		memento__count(counters, MEMENTO__DEADLOCKS);
 	} else {
-		bool timed_out, interrupted;
+		bool timed_out, interrupted, orphaned;
 		memento__count(counters, MEMENTO__WAITS);
 		rc = wait_interruptible(cls, args, self, counters, c, deadline, &timed_out,
-		                        &interrupted);
+		                        &interrupted, &orphaned);
 		memento__wait_end(self);
 		if (rc == 0 && fp != NULL &&
 		    memcmp(memento__fp_of(c->entry), fp, sizeof *fp) != 0) {
@@ -530,6 +543,10 @@ static int wait_and_share(memento_class *cls, const void *args, struct memento__
 			memento__count(counters, MEMENTO__TIMEOUTS);
 		} else if (interrupted) {
 			/* The creation goes on; nothing of it is read. */
+		} else if (orphaned) {
+			/* Its record stays with the orphans (the dead owner's
+			 * reference keeps it from our unref below). */
+			*retry = true;
 		} else {
 			/* Acquire in the wait saw FAILED: no_outcome is the
 			 * creator's, written before. */
