@@ -1000,12 +1000,24 @@ static inline uint64_t memento__clock_ns(clockid_t clock)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* A caller's absolute deadline in ns: 0 for a negative tv_sec (passed long
+ * ago, as the header says), UINT64_MAX past what 64 bits of ns hold (584
+ * years: never).  tv_nsec was checked to be in [0, 1e9). */
+static inline uint64_t memento__deadline_ns(const struct timespec *deadline)
+{
+	if (deadline->tv_sec < 0)
+		return 0;
+	if ((uint64_t)deadline->tv_sec >= UINT64_MAX / 1000000000u - 1)
+		return UINT64_MAX;
+	return (uint64_t)deadline->tv_sec * 1000000000u + (uint64_t)deadline->tv_nsec;
+}
+
 /* Whether an absolute CLOCK_MONOTONIC deadline has passed; *left_ns (when
  * not NULL) gets the time left, 0 once passed. */
 static inline bool memento__deadline_passed(const struct timespec *deadline, uint64_t *left_ns)
 {
 	uint64_t now = memento__clock_ns(CLOCK_MONOTONIC);
-	uint64_t at = (uint64_t)deadline->tv_sec * 1000000000u + (uint64_t)deadline->tv_nsec;
+	uint64_t at = memento__deadline_ns(deadline);
 	if (left_ns != NULL)
 		*left_ns = at > now ? at - now : 0;
 	return at <= now;

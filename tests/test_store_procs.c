@@ -523,7 +523,7 @@ Test(store_procs, one_computation_across_processes)
 /* ---- 3. a creator killed inside create ------------------------------------------------- */
 
 enum { T3_KEY = 7, T3_DEADLINE_MS = 300, T3_BOUND_MS = 5000 };
-enum { T3_HANGER, T3_TIMED, T3_TAKER, T3_LATER, T3_N };
+enum { T3_HANGER, T3_TIMED, T3_PAST, T3_TAKER, T3_LATER, T3_N };
 
 struct t3_shared {
 	struct counters sh;
@@ -543,7 +543,8 @@ struct t3_run {
 	struct t3_shared *m;
 	int idx;
 	int hang;
-	int deadline_ms; /* get_until with this deadline; 0: get */
+	int deadline_ms; /* get_until with this deadline; 0: get; -1: get_until
+	                    with a deadline long past (a negative tv_sec) */
 };
 
 static int t3_child(void *arg)
@@ -566,8 +567,9 @@ static int t3_child(void *arg)
 	atomic_store(&m->asking[i], 1);
 	struct timespec t0 = now_monotonic();
 	int rc;
-	if (run->deadline_ms > 0) {
-		struct timespec deadline = after_ms(t0, run->deadline_ms);
+	if (run->deadline_ms != 0) {
+		struct timespec deadline = run->deadline_ms > 0 ? after_ms(t0, run->deadline_ms)
+		                                                : (struct timespec){ -5, 0 };
 		rc = memento_get_until(cls, &k, &obj, &deadline);
 	} else {
 		rc = memento_get(cls, &k, &obj);
@@ -617,6 +619,14 @@ Test(store_procs, a_killed_creator_is_taken_over)
 	cr_assert_geq(m->again_ms[T3_TIMED], 19.0, "the second get_until did not wait: %.1f ms",
 	              m->again_ms[T3_TIMED]);
 	cr_assert_eq(m->st[T3_TIMED].creations, 0, "the waiter with a deadline created");
+	cr_assert_eq(atomic_load(&m->sh.creations), 1);
+
+	/* A deadline long past (a negative tv_sec) times out at once, here too. */
+	struct t3_run past = { m, T3_PAST, 0, -1 };
+	pid_t e = spawn(t3_child, &past);
+	expect_ok(e, &m->rep[T3_PAST], T3_BOUND_MS, "the waiter with a deadline long past");
+	cr_assert_eq(m->rc[T3_PAST], -ETIMEDOUT, "get_until: %s", memento_strerror(m->rc[T3_PAST]));
+	cr_assert_eq(m->st[T3_PAST].creations, 0, "the waiter with a past deadline created");
 	cr_assert_eq(atomic_load(&m->sh.creations), 1);
 
 	/* A waiter without one sleeps on the key's lock... */

@@ -471,12 +471,7 @@ static int wait_interruptible(memento_class *cls, const void *args,
 	*orphaned = false;
 	if (cls->interrupt == NULL)
 		return memento__creation_wait(c, deadline, timed_out);
-	/* None, or past what 64 bits of ns hold (584 years): never. */
-	uint64_t deadline_at = UINT64_MAX;
-	if (deadline != NULL && deadline->tv_sec < 0)
-		deadline_at = 0; /* passed long ago: memento_get_until times out */
-	else if (deadline != NULL && (uint64_t)deadline->tv_sec < UINT64_MAX / 1000000000u - 1)
-		deadline_at = (uint64_t)deadline->tv_sec * 1000000000u + (uint64_t)deadline->tv_nsec;
+	uint64_t deadline_at = deadline != NULL ? memento__deadline_ns(deadline) : UINT64_MAX;
 	for (;;) {
 		uint64_t slice_at = memento__clock_ns(CLOCK_MONOTONIC) + cls->interrupt_every;
 		bool by_slice = slice_at < deadline_at;

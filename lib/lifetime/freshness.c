@@ -13,9 +13,7 @@
 
 uint64_t memento__now(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	return memento__clock_ns(CLOCK_MONOTONIC_COARSE);
 }
 
 enum memento__freshness memento__freshness_timed(const memento_class *cls,
