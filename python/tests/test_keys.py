@@ -14,6 +14,7 @@ import weakref
 import pytest
 
 import mementos
+from keytypes import ValueKey
 
 
 NAN_A = float("nan")
@@ -49,19 +50,6 @@ class MyStr(str):
 
 class MyInt(int):
     pass
-
-
-class Valued:
-    """A user type with its own == and hash."""
-
-    def __init__(self, v):
-        self.v = v
-
-    def __eq__(self, other):
-        return isinstance(other, Valued) and other.v == self.v
-
-    def __hash__(self):
-        return hash(self.v)
 
 
 class EqOnly:
@@ -162,11 +150,11 @@ PAIRS = [
     ("complex vs int", complex(1, 0), 1),
     ("complex imaginary", 1j, complex(0, 1)),
     ("complex vs other", 1j, 1),
-    ("user type equal", Valued(1), Valued(1)),
-    ("user type differs", Valued(1), Valued(2)),
-    ("user type in a tuple", (Valued(1), 2), (Valued(1), 2.0)),
-    ("user type and nan, same", (Valued(1), NAN_A), (Valued(1), NAN_A)),
-    ("user type and nan, other", (Valued(1), NAN_A), (Valued(1), NAN_B)),
+    ("user type equal", ValueKey(1), ValueKey(1)),
+    ("user type differs", ValueKey(1), ValueKey(2)),
+    ("user type in a tuple", (ValueKey(1), 2), (ValueKey(1), 2.0)),
+    ("user type and nan, same", (ValueKey(1), NAN_A), (ValueKey(1), NAN_A)),
+    ("user type and nan, other", (ValueKey(1), NAN_A), (ValueKey(1), NAN_B)),
     ("user __eq__ by identity", EqOnly(), EqOnly()),
     ("bound method, same object", PLAIN.method, PLAIN.method),
     ("bound method, other object", PLAIN.method, Plain().method),
@@ -376,7 +364,7 @@ def test_unhashable_keys_raise_type_error(make_class, label, bad):
     assert mementos.stats(T)["creations"] == before["creations"]
     # The class still works.
     assert T(1) is T(1) and T("x") is not T(1)
-    assert T(Valued(3)) is T(Valued(3))
+    assert T(ValueKey(3)) is T(ValueKey(3))
     assert len(T.inits) == 3
 
 

@@ -7,22 +7,10 @@ import sys
 import pytest
 
 import mementos
+from keytypes import ValueKey
 
 pytestmark = pytest.mark.skipif(not hasattr(sys, "gettotalrefcount"),
                                 reason="needs a debug interpreter (python3-dbg)")
-
-
-class Unusual:
-    """A key type of its own: interned by the module."""
-
-    def __init__(self, v):
-        self.v = v
-
-    def __eq__(self, other):
-        return isinstance(other, Unusual) and other.v == self.v
-
-    def __hash__(self):
-        return hash(self.v)
 
 
 class Refused(Exception):
@@ -33,7 +21,7 @@ def churn(cls, rounds):
     for i in range(rounds):
         cls("hit", 1)                      # a hit
         cls("hit", 2.0, k=(1, "x"))        # a hit with kwargs
-        cls(Unusual(7))                    # a hit on an interned key
+        cls(ValueKey(7))                    # a hit on an interned key
         if i % 10 == 0:
             cls("new", i)                  # a miss
             mementos.forget(cls, "new", i)  # and its forget

@@ -14,6 +14,7 @@ import weakref
 import pytest
 
 import mementos
+from keytypes import ValueKey
 
 
 class Plain:
@@ -194,19 +195,6 @@ def test_failed_construction_does_not_keep_its_arguments_alive():
     assert ref() is None
 
 
-class Hashed:
-    """A key type of its own: interned in the class's table of keys."""
-
-    def __init__(self, v):
-        self.v = v
-
-    def __eq__(self, other):
-        return isinstance(other, Hashed) and other.v == self.v
-
-    def __hash__(self):
-        return hash(self.v)
-
-
 @pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
     "known limit (README, Python): intern_key (module.c) never drops a key "
     "from the class's table of interned keys, so every distinct key of a "
@@ -217,10 +205,10 @@ def test_forgotten_interned_keys_are_released():
         def __init__(self, key):
             pass
 
-    key = Hashed(1)
+    key = ValueKey(1)
     ref = weakref.ref(key)
     Interned(key)
-    assert mementos.forget(Interned, Hashed(1)) is True
+    assert mementos.forget(Interned, ValueKey(1)) is True
     _reclaim(Interned)
     del key
     gc.collect()

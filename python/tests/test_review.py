@@ -6,6 +6,7 @@ import fractions
 import pytest
 
 import mementos
+from keytypes import ValueKey
 
 
 def test_an_int_subclass_abs_says_nothing_of_its_key():
@@ -40,20 +41,10 @@ def test_a_metaclass_that_ignores_writes_still_memoizes():
 
 
 def test_a_key_function_that_drops_the_record_mid_call():
-    class K:
-        def __init__(self, v):
-            self.v = v
-
-        def __eq__(self, other):
-            return isinstance(other, K) and other.v == self.v
-
-        def __hash__(self):
-            return hash(self.v)
-
     def keyfunc(cls, args, kwargs):
         if "__mementos_class__" in cls.__dict__:
             delattr(cls, "__mementos_class__")   # once used freed memory
-        return K(args[0])
+        return ValueKey(args[0])
 
     class T(metaclass=mementos.memento_factory("Dropping", keyfunc)):
         def __init__(self, x):
